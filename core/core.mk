@@ -1,0 +1,29 @@
+# core/: the ring engine, built static and position-independent (the nginx
+# module .so and libevent's shared objects both link it), plus an
+# ASan+UBSan variant for the sanitizer test run.
+
+CORE_SRCS   := core/uring.c core/bufring.c core/fd.c
+CORE_HDRS   := core/ringplug.h core/uring-int.h
+CORE_LIB    := $(BUILD)/core/libringplug.a
+CORE_LIB_SAN := $(BUILD)/core-san/libringplug.a
+CORE_CFLAGS := $(RP_CFLAGS) -fPIC -fvisibility=hidden -Icore
+CORE_LIBS   := -luring
+
+ALL_TARGETS += $(CORE_LIB)
+
+$(BUILD)/core/%.o: core/%.c $(CORE_HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(CORE_CFLAGS) -c -o $@ $<
+
+$(BUILD)/core-san/%.o: core/%.c $(CORE_HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(CORE_CFLAGS) $(SAN_FLAGS) -c -o $@ $<
+
+$(CORE_LIB): $(CORE_SRCS:core/%.c=$(BUILD)/core/%.o)
+	$(AR) rcs $@ $^
+
+$(CORE_LIB_SAN): $(CORE_SRCS:core/%.c=$(BUILD)/core-san/%.o)
+	$(AR) rcs $@ $^
+
+.PHONY: core
+core: $(CORE_LIB)

@@ -1,0 +1,288 @@
+/*
+ * ringplug core: the completion engine that the nginx module and the
+ * libevent backend share.
+ *
+ * This header is the seam.  It names no host type (nginx, libevent) and no
+ * io_uring type, so another engine (Windows RIO) can implement the same
+ * functions.  The Linux engine lives in core/uring.c, core/bufring.c and
+ * core/fd.c.
+ *
+ * Model
+ * -----
+ * One engine per event loop (an nginx worker, a libevent event_base).  The
+ * host opens one rp_fd per descriptor it wants on the engine and gets back a
+ * core-owned handle; every operation the kernel runs on the host's behalf
+ * belongs to that handle, never to a host struct.  A handle is closed with
+ * rp_fd_close(); completions that arrive for it afterwards (the fd may
+ * already have been reused by the host) are recognised, their buffers
+ * returned, and dropped.
+ *
+ * Work is batched: calls below only queue requests.  rp_engine_wait()
+ * submits everything queued in one system call together with the wait, then
+ * reaps all completions and reports them through the host's callback.  A
+ * full submission queue flushes itself; rp_fd_close() submits its cancel at
+ * once so the socket really closes.
+ *
+ * Each fd is used in one of two modes, which may change over its life:
+ *  - readiness: rp_poll() arms a poll (multishot for edge-triggered use,
+ *    one-shot for level-triggered use); the callback gets RP_EV_POLL with
+ *    the ready mask.
+ *  - completion: rp_recv_start() arms a multishot receive into the engine's
+ *    provided buffers; data queues on the handle and RP_EV_RECV tells the
+ *    host to take it with rp_recv_copy() or rp_recv_peek()/rp_recv_consume().
+ *    rp_send() queues bytes; one send is in flight per fd, so byte order is
+ *    kept, and partial sends are continued.
+ *
+ * Errors are returned as -errno.  Nothing here is thread-safe: an engine is
+ * used by one thread at a time.
+ */
+
+#ifndef RINGPLUG_H
+#define RINGPLUG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct rp_engine rp_engine_t;
+typedef struct rp_fd     rp_fd_t;
+
+/* Ready mask for rp_poll() and RP_EV_POLL; the same bits as poll(2). */
+#define RP_IN       0x0001u
+#define RP_PRI      0x0002u
+#define RP_OUT      0x0004u
+#define RP_ERR      0x0008u
+#define RP_HUP      0x0010u
+#define RP_RDHUP    0x2000u
+
+/* rp_poll() flags. */
+#define RP_POLL_MULTISHOT  0x1u   /* stays armed: edge-triggered use */
+#define RP_POLL_ONESHOT    0x0u   /* fires once: re-arm for level-triggered */
+
+/* rp_engine_params.flags */
+#define RP_ENGINE_SHARED_THREADS  0x1u  /* loop may move between threads:
+                                           skip SINGLE_ISSUER/DEFER_TASKRUN */
+
+typedef struct rp_engine_params {
+    unsigned  entries;      /* SQ entries; 0: 1024 */
+    unsigned  cq_entries;   /* CQ entries; 0: 8 x entries */
+    unsigned  buf_count;    /* provided buffers, rounded up to 2^n; 0: 1024;
+                               RP_NO_BUFFERS: no buffer ring (readiness only) */
+    unsigned  buf_size;     /* bytes per provided buffer; 0: 16384 */
+    unsigned  flags;        /* RP_ENGINE_* */
+} rp_engine_params_t;
+
+#define RP_NO_BUFFERS  0xffffffffu
+
+/* Events delivered to the host callback. */
+enum rp_event {
+    RP_EV_POLL = 1,   /* res: ready mask (RP_IN...), or -errno */
+    RP_EV_RECV,       /* data, EOF or an error is queued on the fd:
+                         drain with rp_recv_copy()/rp_recv_peek() */
+    RP_EV_SEND,       /* res: bytes the kernel accepted, or -errno; the send
+                         queue shrank (see rp_send_pending()) */
+};
+
+/*
+ * The host's completion callback.  fd_data is what the host passed to
+ * rp_fd_open() (or rp_fd_set_data()); it is never called for a closed fd.
+ */
+typedef void (*rp_event_cb)(rp_engine_t *e, rp_fd_t *f, void *fd_data,
+    enum rp_event ev, int res);
+
+/* Engine counters; all monotonic except the two "now" fields. */
+typedef struct rp_stats {
+    uint64_t  enters;          /* io_uring_enter calls (any reason) */
+    uint64_t  waits;           /* rp_engine_wait calls */
+    uint64_t  sqes;            /* requests submitted */
+    uint64_t  cqes;            /* completions reaped */
+    uint64_t  recv_bytes;
+    uint64_t  send_bytes;
+    uint64_t  enobufs;         /* multishot receives stopped by ENOBUFS */
+    uint64_t  rearms;          /* receives re-armed after ENOBUFS or end */
+    uint64_t  cancels;         /* cancel requests submitted */
+    uint64_t  stale;           /* completions for closed fds, dropped */
+    uint64_t  sq_full;         /* early submits because the SQ was full */
+    uint64_t  cq_overflow;     /* passes that found the CQ overflowed */
+    uint64_t  send_partial;    /* short sends continued */
+    uint32_t  bufs_in_use_now; /* provided buffers held by the host/queues */
+    uint32_t  fds_open_now;
+} rp_stats_t;
+
+/*
+ * Create an engine: a ring, its provided-buffer ring and the op tables.
+ * Features are probed: SINGLE_ISSUER|DEFER_TASKRUN, then COOP_TASKRUN, then
+ * plain flags are tried in that order; multishot receive, buffer rings,
+ * multishot poll and cancel-by-fd are required.  On failure returns -errno
+ * and writes a one-line human reason (seccomp, io_uring_disabled,
+ * RLIMIT_MEMLOCK, kernel too old) into why (if why_len > 0).
+ * On success *out owns the ring; free it with rp_engine_destroy().
+ */
+int rp_engine_create(const rp_engine_params_t *p, rp_event_cb cb,
+    rp_engine_t **out, char *why, size_t why_len);
+
+/*
+ * Cancel everything, wait briefly for the kernel to let go of every buffer,
+ * and free the engine.  Host data of open fds is not touched.
+ */
+void rp_engine_destroy(rp_engine_t *e);
+
+/*
+ * Free the engine in a child after fork(): the ring is shared with the parent
+ * so nothing is cancelled or submitted, only this process's references and
+ * memory are dropped.
+ */
+void rp_engine_forget(rp_engine_t *e);
+
+/* "io_uring" (or another engine's name). */
+const char *rp_engine_name(const rp_engine_t *e);
+
+/* Feature summary for logs, e.g. "io_uring: sq 1024, cq 8192,
+   defer_taskrun, 1024x16384 buffers". */
+const char *rp_engine_describe(const rp_engine_t *e);
+
+/*
+ * Submit all queued requests and wait up to timeout_ms (-1: forever, 0: do
+ * not block) for at least one completion, in one system call; then reap every
+ * completion and call the callback for each.  Returns the number of
+ * completions handled (>= 0), or -errno for a ring failure (-EINTR when a
+ * signal interrupted the wait, which is not an error for the caller).
+ */
+int rp_engine_wait(rp_engine_t *e, int timeout_ms);
+
+/* Submit queued requests now without waiting.  Returns >= 0 or -errno. */
+int rp_engine_flush(rp_engine_t *e);
+
+/* Copy the counters. */
+void rp_engine_stats(const rp_engine_t *e, rp_stats_t *st);
+
+/* Format the counters on one line ("enters=.. sqes=.."); returns length. */
+size_t rp_stats_format(const rp_stats_t *st, char *buf, size_t len);
+
+/*
+ * Put fd on the engine.  The engine never closes fd itself unless asked (see
+ * rp_fd_close).  Returns NULL with errno set on allocation failure.
+ */
+rp_fd_t *rp_fd_open(rp_engine_t *e, int fd, void *fd_data);
+
+void rp_fd_set_data(rp_fd_t *f, void *fd_data);
+void *rp_fd_data(const rp_fd_t *f);
+int rp_fd_fileno(const rp_fd_t *f);
+
+/* rp_fd_close() flags */
+#define RP_CLOSE_FLUSH  0x1u   /* keep sending queued bytes, then close */
+
+/*
+ * Take the fd off the engine: cancel its poll and receive at once (submitted
+ * now, not at the end of the pass, so a later close() really closes the
+ * socket), drop received-but-unread data and return its buffers.
+ * Without RP_CLOSE_FLUSH queued sends are dropped too.
+ * With RP_CLOSE_FLUSH and bytes still queued, the engine dup()s the fd, keeps
+ * sending on the duplicate and closes it when the queue is empty or fails;
+ * the host may close its own descriptor right after this call either way.
+ * After this call f is invalid for the host; no more callbacks for it.
+ */
+void rp_fd_close(rp_engine_t *e, rp_fd_t *f, unsigned flags);
+
+/*
+ * Readiness mode.  Arm (or re-arm with a new mask) a poll for events (RP_IN,
+ * RP_OUT, RP_RDHUP...).  RP_POLL_MULTISHOT keeps it armed; a one-shot poll
+ * fires once.  Replacing an armed poll cancels the old one; its late
+ * completions are dropped.  events == 0 disarms.  Returns 0 or -errno.
+ */
+int rp_poll(rp_engine_t *e, rp_fd_t *f, unsigned events, unsigned flags);
+
+/* Armed poll mask (0 if none). */
+unsigned rp_poll_armed(const rp_fd_t *f);
+
+/*
+ * Completion mode, receive side.  Arm a multishot receive into provided
+ * buffers (no-op if already armed).  Received data queues on the fd in order;
+ * RP_EV_RECV is reported when the queue becomes non-empty, at EOF and on
+ * error.  If the buffer ring runs dry the receive stops (ENOBUFS) and is
+ * re-armed by the engine when buffers come back; no byte is lost.
+ * While more than max_queued bytes wait unread, the engine stops the receive
+ * and re-arms it when the host has read the queue down (0: no limit).
+ * Returns 0 or -errno (-EOPNOTSUPP: engine has no buffer ring).
+ */
+int rp_recv_start(rp_engine_t *e, rp_fd_t *f, size_t max_queued);
+
+/* Stop receiving into buffers (cancel the multishot receive). Data already
+   queued stays queued. */
+void rp_recv_stop(rp_engine_t *e, rp_fd_t *f);
+
+/* Bytes queued and not yet taken by the host. */
+size_t rp_recv_queued(const rp_fd_t *f);
+
+/*
+ * Receive state after the queue: 0 while the stream is open, 1 after EOF,
+ * or -errno of a receive error.  Only meaningful once rp_recv_queued() is 0:
+ * EOF and errors are reported in order behind the data.
+ */
+int rp_recv_status(const rp_fd_t *f);
+
+/* Whether a receive is armed in the kernel now. */
+int rp_recv_armed(const rp_fd_t *f);
+
+/*
+ * Copy up to len queued bytes into dst and consume them, returning buffers to
+ * the ring as they empty.  Returns bytes copied (0 if the queue is empty).
+ */
+size_t rp_recv_copy(rp_engine_t *e, rp_fd_t *f, void *dst, size_t len);
+
+/*
+ * Zero-copy access: point *data at the first queued buffer's unread bytes
+ * and return their length (0 if empty).  The pointer stays valid until that
+ * buffer is consumed; see rp_recv_take() to keep it longer.
+ */
+size_t rp_recv_peek(const rp_fd_t *f, const void **data);
+
+/* Consume len bytes from the front of the queue (len <= rp_recv_queued). */
+void rp_recv_consume(rp_engine_t *e, rp_fd_t *f, size_t len);
+
+/*
+ * Detach the first queued buffer from the fd: *data/*len describe its unread
+ * bytes and the returned token must be given to rp_buf_release() when the
+ * host is done with it (for example from an evbuffer cleanup callback).
+ * Returns a token > 0, or 0 if the queue is empty.
+ */
+uint32_t rp_recv_take(rp_engine_t *e, rp_fd_t *f, const void **data,
+    size_t *len);
+
+/* Return a buffer taken with rp_recv_take() to the ring. */
+void rp_buf_release(rp_engine_t *e, uint32_t token);
+
+/* Provided buffers free now, and the total. */
+unsigned rp_bufs_free(const rp_engine_t *e);
+unsigned rp_bufs_total(const rp_engine_t *e);
+
+/*
+ * Completion mode, send side.  Queue iovcnt buffers for sending after
+ * everything queued before (byte order is kept; one send in flight per fd).
+ * RP_SEND_COPY copies the bytes now (the host may reuse its memory at once);
+ * otherwise the memory must stay valid until done(arg) is called, which
+ * happens once, when the engine no longer needs it (sent, failed or dropped
+ * at close).  Returns 0 or -errno; a failed send is reported later through
+ * RP_EV_SEND with -errno and the queue is dropped.
+ */
+#define RP_SEND_COPY  0x1u
+typedef void (*rp_send_done_cb)(void *arg);
+
+int rp_send(rp_engine_t *e, rp_fd_t *f, const struct iovec *iov, int iovcnt,
+    unsigned flags, rp_send_done_cb done, void *arg);
+
+/* Bytes queued or in flight, not yet accepted by the kernel. */
+size_t rp_send_pending(const rp_fd_t *f);
+
+/* First send error seen on the fd (sticky), or 0. */
+int rp_send_error(const rp_fd_t *f);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RINGPLUG_H */
