@@ -245,7 +245,7 @@ size_t rp_recv_peek(const rp_fd_t *f, const void **data);
 void rp_recv_consume(rp_engine_t *e, rp_fd_t *f, size_t len);
 
 /*
- * Detach the first queued buffer from the fd: *data/*len describe its unread
+ * Detach the first queued buffer from the fd: *data and *len describe its unread
  * bytes and the returned token must be given to rp_buf_release() when the
  * host is done with it (for example from an evbuffer cleanup callback).
  * Returns a token > 0, or 0 if the queue is empty.

@@ -1,0 +1,908 @@
+/*
+ * ringplug core, io_uring engine: per-fd state.  Readiness polls, the
+ * multishot receive and its queue of provided buffers, the ordered send
+ * queue with one send in flight, and close.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "uring-int.h"
+
+#define RP_SEG_MIN_CAP   16384
+#define RP_SEND_FLAGS    (MSG_NOSIGNAL | MSG_WAITALL)
+
+static void rp_fd_maybe_free(rp_engine_t *e, rp_fd_t *f);
+static int rp_recv_arm(rp_engine_t *e, rp_fd_t *f);
+static void rp_sq_drop(rp_engine_t *e, rp_fd_t *f, bool call_done);
+
+RP_EXPORT rp_fd_t *
+rp_fd_open(rp_engine_t *e, int fd, void *fd_data)
+{
+    rp_fd_t  *f;
+
+    f = calloc(1, sizeof(*f));
+    if (f == NULL) {
+        return NULL;
+    }
+    f->e = e;
+    f->fd = fd;
+    f->sendfd = fd;
+    f->data = fd_data;
+    f->gen = e->next_gen++;
+
+    f->next = e->fds;
+    if (e->fds != NULL) {
+        e->fds->prev = f;
+    }
+    e->fds = f;
+    e->st.fds_open_now++;
+    return f;
+}
+
+RP_EXPORT void
+rp_fd_set_data(rp_fd_t *f, void *fd_data)
+{
+    f->data = fd_data;
+}
+
+RP_EXPORT void *
+rp_fd_data(const rp_fd_t *f)
+{
+    return f->data;
+}
+
+RP_EXPORT int
+rp_fd_fileno(const rp_fd_t *f)
+{
+    return f->fd;
+}
+
+static void
+rp_unlink(rp_engine_t *e, rp_fd_t *f)
+{
+    if (f->prev != NULL) {
+        f->prev->next = f->next;
+    } else {
+        e->fds = f->next;
+    }
+    if (f->next != NULL) {
+        f->next->prev = f->prev;
+    }
+}
+
+static void
+rp_cancel_op(rp_engine_t *e, rp_op_t *op)
+{
+    struct io_uring_sqe  *sqe;
+
+    sqe = rp_get_sqe(e);
+    io_uring_prep_cancel64(sqe, (uint64_t) (uintptr_t) op, 0);
+    sqe->user_data = RP_UD_CANCEL;
+    e->st.cancels++;
+}
+
+/* Call the host, keeping f alive across the call. */
+static void
+rp_notify(rp_engine_t *e, rp_fd_t *f, enum rp_event ev, int res)
+{
+    if (f->closed || e->cb == NULL) {
+        return;
+    }
+    f->refs++;
+    e->cb(e, f, f->data, ev, res);
+    f->refs--;
+}
+
+/* Return every queued receive buffer to the ring. */
+static void
+rp_rq_drop(rp_engine_t *e, rp_fd_t *f)
+{
+    uint32_t  bid;
+
+    while (f->rq_head != 0) {
+        bid = f->rq_head - 1;
+        f->rq_head = e->bufs.meta[bid].next;
+        rp_buf_recycle(e, bid);
+    }
+    f->rq_tail = 0;
+    f->rq_bytes = 0;
+}
+
+RP_EXPORT void
+rp_fd_close(rp_engine_t *e, rp_fd_t *f, unsigned flags)
+{
+    struct io_uring_sqe  *sqe;
+    bool                  flush;
+    int                   dupfd;
+
+    if (f->closed) {
+        return;
+    }
+    f->closed = 1;
+    f->recv_want = 0;
+    e->st.fds_open_now--;
+    rp_rq_drop(e, f);
+
+    flush = (flags & RP_CLOSE_FLUSH) && f->sq_bytes > 0 && f->send_err == 0;
+    if (flush) {
+        /*
+         * The host closes its fd right after this call; sends still queued
+         * go to a duplicate, closed once the queue is empty.
+         */
+        dupfd = fcntl(f->fd, F_DUPFD_CLOEXEC, 0);
+        if (dupfd < 0) {
+            flush = false;
+        } else {
+            f->sendfd = dupfd;
+            f->flushing = 1;
+        }
+    }
+
+    if (flush) {
+        if (f->poll_op != NULL) {
+            rp_cancel_op(e, f->poll_op);
+        }
+        if (f->recv_op != NULL) {
+            rp_cancel_op(e, f->recv_op);
+        }
+        f->poll_op = NULL;
+        f->recv_op = NULL;
+
+    } else {
+        if (f->send_op != NULL) {
+            /* its memory is released when the kernel lets go of it */
+            f->send_err = -ECANCELED;
+        } else {
+            rp_sq_drop(e, f, true);
+        }
+
+        if (f->refs > 0) {
+            /*
+             * Cancel by fd matches the open file, so it must reach the
+             * kernel before the host's close(): submitted now, it frees the
+             * file's last references and close() sends the FIN.
+             */
+            sqe = rp_get_sqe(e);
+            io_uring_prep_cancel_fd(sqe, f->fd, IORING_ASYNC_CANCEL_ALL);
+            sqe->user_data = RP_UD_CANCEL;
+            e->st.cancels++;
+        }
+        f->poll_op = NULL;
+        f->recv_op = NULL;
+    }
+
+    if (io_uring_sq_ready(&e->ring) > 0) {
+        (void) rp_submit_now(e);
+    }
+
+    rp_fd_maybe_free(e, f);
+}
+
+/*
+ * Free a closed fd once the kernel and the engine's lists are done with it;
+ * the list walkers (re-arm, send submission) call this again.
+ */
+static void
+rp_fd_maybe_free(rp_engine_t *e, rp_fd_t *f)
+{
+    if (!f->closed || f->refs > 0 || f->flushing || f->starved
+        || f->send_dirty)
+    {
+        return;
+    }
+    rp_sq_drop(e, f, true);
+    rp_unlink(e, f);
+    free(f);
+}
+
+/* ---- readiness ---------------------------------------------------------- */
+
+RP_EXPORT int
+rp_poll(rp_engine_t *e, rp_fd_t *f, unsigned events, unsigned flags)
+{
+    struct io_uring_sqe  *sqe;
+    rp_op_t              *op;
+
+    if (f->closed) {
+        return -EBADF;
+    }
+
+    if (f->poll_op != NULL) {
+        if (f->poll_mask == events && f->poll_flags == flags) {
+            return 0;
+        }
+        /* Its late completions are dropped: it is no longer current. */
+        rp_cancel_op(e, f->poll_op);
+        f->poll_op = NULL;
+    }
+
+    f->poll_mask = events;
+    f->poll_flags = flags;
+    if (events == 0) {
+        return 0;
+    }
+
+    op = rp_op_new(e, f, RP_OP_POLL);
+    if (op == NULL) {
+        return -ENOMEM;
+    }
+    sqe = rp_get_sqe(e);
+    if (flags & RP_POLL_MULTISHOT) {
+        op->multishot = 1;
+        io_uring_prep_poll_multishot(sqe, f->fd, events);
+    } else {
+        io_uring_prep_poll_add(sqe, f->fd, events);
+    }
+    io_uring_sqe_set_data(sqe, op);
+    f->poll_op = op;
+    return 0;
+}
+
+RP_EXPORT unsigned
+rp_poll_armed(const rp_fd_t *f)
+{
+    return f->poll_op != NULL ? f->poll_mask : 0;
+}
+
+static void
+rp_poll_done(rp_engine_t *e, rp_fd_t *f, rp_op_t *op, int res, bool more)
+{
+    bool  current = !f->closed && f->poll_op == op;
+
+    if (!more && f->poll_op == op) {
+        f->poll_op = NULL;
+    }
+
+    if (!current) {
+        e->st.stale++;
+        return;
+    }
+
+    /*
+     * A multishot poll can end on its own (an overflowing CQ): re-arm it,
+     * the host asked for it to stay armed.
+     */
+    if (!more && (f->poll_flags & RP_POLL_MULTISHOT) && res >= 0) {
+        f->poll_op = NULL;
+        (void) rp_poll(e, f, f->poll_mask, f->poll_flags);
+    }
+
+    rp_notify(e, f, RP_EV_POLL, res);
+}
+
+/* ---- receive ------------------------------------------------------------ */
+
+static int
+rp_recv_arm(rp_engine_t *e, rp_fd_t *f)
+{
+    struct io_uring_sqe  *sqe;
+    rp_op_t              *op;
+
+    op = rp_op_new(e, f, RP_OP_RECV);
+    if (op == NULL) {
+        return -ENOMEM;
+    }
+    op->multishot = 1;
+    sqe = rp_get_sqe(e);
+    io_uring_prep_recv_multishot(sqe, f->fd, NULL, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = e->bufs.bgid;
+    io_uring_sqe_set_data(sqe, op);
+    f->recv_op = op;
+    return 0;
+}
+
+RP_EXPORT int
+rp_recv_start(rp_engine_t *e, rp_fd_t *f, size_t max_queued)
+{
+    if (!e->has_bufs) {
+        return -EOPNOTSUPP;
+    }
+    if (f->closed) {
+        return -EBADF;
+    }
+    f->rq_max = max_queued;
+    f->recv_want = 1;
+    if (f->recv_op != NULL || f->recv_status != 0 || f->starved
+        || f->recv_paused)
+    {
+        return 0;
+    }
+    return rp_recv_arm(e, f);
+}
+
+RP_EXPORT void
+rp_recv_stop(rp_engine_t *e, rp_fd_t *f)
+{
+    f->recv_want = 0;
+    f->recv_paused = 0;
+    if (f->recv_op != NULL) {
+        rp_cancel_op(e, f->recv_op);
+        f->recv_op = NULL;
+    }
+}
+
+RP_EXPORT size_t
+rp_recv_queued(const rp_fd_t *f)
+{
+    return f->rq_bytes;
+}
+
+RP_EXPORT int
+rp_recv_status(const rp_fd_t *f)
+{
+    return f->recv_status;
+}
+
+RP_EXPORT int
+rp_recv_armed(const rp_fd_t *f)
+{
+    return f->recv_op != NULL;
+}
+
+static void
+rp_recv_done(rp_engine_t *e, rp_fd_t *f, rp_op_t *op, int res,
+    unsigned flags)
+{
+    rp_bufmeta_t  *m;
+    uint32_t       bid;
+    bool           more = flags & IORING_CQE_F_MORE;
+    bool           armed = f->recv_op == op;
+    bool           notify = false;
+
+    if (!more && armed) {
+        f->recv_op = NULL;
+    }
+
+    if (flags & IORING_CQE_F_BUFFER) {
+        bid = flags >> IORING_CQE_BUFFER_SHIFT;
+        e->bufs.in_use++;
+
+        /*
+         * Data from any receive of an open fd is queued, also from one being
+         * cancelled (paused or stopped): those bytes have left the socket.
+         */
+        if (f->closed || res <= 0) {
+            if (f->closed) {
+                e->st.stale++;
+            }
+            rp_buf_recycle(e, bid);
+
+        } else {
+            m = &e->bufs.meta[bid];
+            m->next = 0;
+            m->off = 0;
+            m->len = (uint32_t) res;
+            if (f->rq_tail != 0) {
+                e->bufs.meta[f->rq_tail - 1].next = bid + 1;
+            } else {
+                f->rq_head = bid + 1;
+            }
+            f->rq_tail = bid + 1;
+            f->rq_bytes += (size_t) res;
+            e->st.recv_bytes += (uint64_t) res;
+            notify = true;
+        }
+
+    } else if (f->closed) {
+        e->st.stale++;
+        return;
+    }
+
+    if (f->closed) {
+        return;
+    }
+
+    if (res == 0 && !(flags & IORING_CQE_F_BUFFER)) {
+        f->recv_status = 1;
+        f->recv_want = 0;
+        notify = true;
+
+    } else if (res < 0) {
+        if (res == -ENOBUFS) {
+            e->st.enobufs++;
+            if (armed && !more && f->recv_want && !f->starved) {
+                f->starved = 1;
+                f->starve_next = e->starved;
+                e->starved = f;
+            }
+        } else if (res != -ECANCELED) {
+            f->recv_status = res;
+            f->recv_want = 0;
+            notify = true;
+        }
+
+    } else if (armed && !more && f->recv_want && !f->recv_paused) {
+        /* the kernel ended the multishot receive; keep receiving */
+        e->st.rearms++;
+        (void) rp_recv_arm(e, f);
+    }
+
+    /* Too much unread: stop receiving until the host catches up. */
+    if (f->rq_max != 0 && f->rq_bytes > f->rq_max && f->recv_op != NULL) {
+        rp_cancel_op(e, f->recv_op);
+        f->recv_op = NULL;
+        f->recv_paused = 1;
+    }
+
+    if (notify) {
+        rp_notify(e, f, RP_EV_RECV, res);
+    }
+}
+
+/* After the host read: resume a paused receive once the queue is low. */
+static void
+rp_recv_resume(rp_engine_t *e, rp_fd_t *f)
+{
+    if (f->recv_paused && f->rq_bytes <= f->rq_max / 2 && !f->closed) {
+        f->recv_paused = 0;
+        if (f->recv_want && f->recv_op == NULL && !f->starved
+            && f->recv_status == 0)
+        {
+            e->st.rearms++;
+            (void) rp_recv_arm(e, f);
+        }
+    }
+}
+
+void
+rp_fd_rearm_starved(rp_engine_t *e)
+{
+    rp_fd_t   *f, *next;
+    unsigned   threshold;
+
+    if (e->starved == NULL) {
+        return;
+    }
+
+    /* Re-arming into one free buffer would only run dry again at once. */
+    threshold = e->bufs.count / 16;
+    if (threshold > 16) {
+        threshold = 16;
+    }
+    if (threshold == 0) {
+        threshold = 1;
+    }
+    if (rp_bufs_free(e) < threshold) {
+        return;
+    }
+
+    f = e->starved;
+    e->starved = NULL;
+    for ( /* void */ ; f != NULL; f = next) {
+        next = f->starve_next;
+        f->starve_next = NULL;
+        f->starved = 0;
+        if (!f->closed && f->recv_want && f->recv_op == NULL
+            && !f->recv_paused && f->recv_status == 0)
+        {
+            e->st.rearms++;
+            (void) rp_recv_arm(e, f);
+        }
+        rp_fd_maybe_free(e, f);
+    }
+}
+
+static void
+rp_rq_consume(rp_engine_t *e, rp_fd_t *f, void *dst, size_t len)
+{
+    rp_bufmeta_t  *m;
+    uint32_t       bid;
+    size_t         n;
+
+    while (len > 0 && f->rq_head != 0) {
+        bid = f->rq_head - 1;
+        m = &e->bufs.meta[bid];
+        n = m->len < len ? m->len : len;
+        if (dst != NULL) {
+            memcpy(dst, rp_buf_addr(e, bid) + m->off, n);
+            dst = (char *) dst + n;
+        }
+        m->off += (uint32_t) n;
+        m->len -= (uint32_t) n;
+        f->rq_bytes -= n;
+        len -= n;
+        if (m->len == 0) {
+            f->rq_head = m->next;
+            if (f->rq_head == 0) {
+                f->rq_tail = 0;
+            }
+            rp_buf_recycle(e, bid);
+        }
+    }
+    rp_recv_resume(e, f);
+}
+
+RP_EXPORT size_t
+rp_recv_copy(rp_engine_t *e, rp_fd_t *f, void *dst, size_t len)
+{
+    if (len > f->rq_bytes) {
+        len = f->rq_bytes;
+    }
+    rp_rq_consume(e, f, dst, len);
+    return len;
+}
+
+RP_EXPORT size_t
+rp_recv_peek(const rp_fd_t *f, const void **data)
+{
+    rp_bufmeta_t  *m;
+    uint32_t       bid;
+
+    if (f->rq_head == 0) {
+        *data = NULL;
+        return 0;
+    }
+    bid = f->rq_head - 1;
+    m = &f->e->bufs.meta[bid];
+    *data = rp_buf_addr(f->e, bid) + m->off;
+    return m->len;
+}
+
+RP_EXPORT void
+rp_recv_consume(rp_engine_t *e, rp_fd_t *f, size_t len)
+{
+    if (len > f->rq_bytes) {
+        len = f->rq_bytes;
+    }
+    rp_rq_consume(e, f, NULL, len);
+}
+
+RP_EXPORT uint32_t
+rp_recv_take(rp_engine_t *e, rp_fd_t *f, const void **data, size_t *len)
+{
+    rp_bufmeta_t  *m;
+    uint32_t       bid;
+
+    if (f->rq_head == 0) {
+        return 0;
+    }
+    bid = f->rq_head - 1;
+    m = &e->bufs.meta[bid];
+    *data = rp_buf_addr(e, bid) + m->off;
+    *len = m->len;
+
+    f->rq_head = m->next;
+    if (f->rq_head == 0) {
+        f->rq_tail = 0;
+    }
+    f->rq_bytes -= m->len;
+    m->next = 0;
+    rp_recv_resume(e, f);
+    return bid + 1;
+}
+
+RP_EXPORT void
+rp_buf_release(rp_engine_t *e, uint32_t token)
+{
+    if (token == 0 || token > e->bufs.count) {
+        return;
+    }
+    rp_buf_recycle(e, token - 1);
+}
+
+/* ---- send --------------------------------------------------------------- */
+
+static void
+rp_seg_release(rp_seg_t *s)
+{
+    if (s->done != NULL) {
+        s->done(s->arg);
+    }
+    free(s);
+}
+
+static void
+rp_sq_drop(rp_engine_t *e, rp_fd_t *f, bool call_done)
+{
+    rp_seg_t  *s, *next;
+
+    (void) e;
+    for (s = f->sq_head; s != NULL; s = next) {
+        next = s->next;
+        if (!call_done) {
+            s->done = NULL;
+        }
+        rp_seg_release(s);
+    }
+    f->sq_head = NULL;
+    f->sq_tail = NULL;
+    f->sq_bytes = 0;
+    f->sq_inflight = 0;
+}
+
+static void
+rp_sq_mark_dirty(rp_engine_t *e, rp_fd_t *f)
+{
+    if (!f->send_dirty && f->send_op == NULL) {
+        f->send_dirty = 1;
+        f->dirty_next = e->dirty;
+        e->dirty = f;
+    }
+}
+
+static rp_seg_t *
+rp_seg_append(rp_fd_t *f, rp_seg_t *s)
+{
+    s->next = NULL;
+    if (f->sq_tail != NULL) {
+        f->sq_tail->next = s;
+    } else {
+        f->sq_head = s;
+    }
+    f->sq_tail = s;
+    return s;
+}
+
+RP_EXPORT int
+rp_send(rp_engine_t *e, rp_fd_t *f, const struct iovec *iov, int iovcnt,
+    unsigned flags, rp_send_done_cb done, void *arg)
+{
+    rp_seg_t  *s, *last = NULL;
+    size_t     total = 0, n, room, cap;
+    int        i;
+
+    if (f->closed) {
+        return -EBADF;
+    }
+    if (f->send_err != 0) {
+        return f->send_err;
+    }
+
+    for (i = 0; i < iovcnt; i++) {
+        total += iov[i].iov_len;
+    }
+    if (total == 0) {
+        if (done != NULL) {
+            done(arg);
+        }
+        return 0;
+    }
+
+    if (flags & RP_SEND_COPY) {
+        for (i = 0; i < iovcnt; i++) {
+            const char  *p = iov[i].iov_base;
+            size_t       left = iov[i].iov_len;
+
+            while (left > 0) {
+                s = f->sq_tail;
+                room = (s != NULL && s->owned) ? s->cap - s->len : 0;
+                if (room == 0) {
+                    cap = total < RP_SEG_MIN_CAP ? RP_SEG_MIN_CAP : total;
+                    s = malloc(sizeof(rp_seg_t) + cap);
+                    if (s == NULL) {
+                        return -ENOMEM;
+                    }
+                    memset(s, 0, sizeof(*s));
+                    s->owned = 1;
+                    s->cap = cap;
+                    s->base = s->data;
+                    rp_seg_append(f, s);
+                    room = cap;
+                }
+                /* bytes already handed to an in-flight send stay put */
+                n = left < room ? left : room;
+                memcpy(s->data + s->len, p, n);
+                s->len += n;
+                f->sq_bytes += n;
+                total -= n;
+                left -= n;
+                p += n;
+            }
+        }
+        if (done != NULL) {
+            done(arg);
+        }
+
+    } else {
+        for (i = 0; i < iovcnt; i++) {
+            if (iov[i].iov_len == 0) {
+                continue;
+            }
+            s = calloc(1, sizeof(rp_seg_t));
+            if (s == NULL) {
+                return -ENOMEM;
+            }
+            s->base = iov[i].iov_base;
+            s->len = iov[i].iov_len;
+            last = rp_seg_append(f, s);
+            f->sq_bytes += s->len;
+        }
+        last->done = done;
+        last->arg = arg;
+    }
+
+    rp_sq_mark_dirty(e, f);
+    return 0;
+}
+
+RP_EXPORT size_t
+rp_send_pending(const rp_fd_t *f)
+{
+    return f->sq_bytes;
+}
+
+RP_EXPORT int
+rp_send_error(const rp_fd_t *f)
+{
+    return f->send_err;
+}
+
+static void
+rp_send_arm(rp_engine_t *e, rp_fd_t *f)
+{
+    struct io_uring_sqe  *sqe;
+    rp_op_t              *op;
+    rp_seg_t             *s;
+    int                   n = 0;
+
+    f->sq_inflight = 0;
+    for (s = f->sq_head; s != NULL && n < RP_SEND_IOV; s = s->next) {
+        if (s->len == s->off) {
+            continue;
+        }
+        f->iov[n].iov_base = (char *) s->base + s->off;
+        f->iov[n].iov_len = s->len - s->off;
+        f->sq_inflight += s->len - s->off;
+        n++;
+    }
+    if (n == 0) {
+        return;
+    }
+
+    op = rp_op_new(e, f, RP_OP_SEND);
+    if (op == NULL) {
+        rp_sq_mark_dirty(e, f);
+        return;
+    }
+    sqe = rp_get_sqe(e);
+    if (n == 1) {
+        io_uring_prep_send(sqe, f->sendfd, f->iov[0].iov_base,
+                           f->iov[0].iov_len, RP_SEND_FLAGS);
+    } else {
+        memset(&f->msg, 0, sizeof(f->msg));
+        f->msg.msg_iov = f->iov;
+        f->msg.msg_iovlen = (size_t) n;
+        io_uring_prep_sendmsg(sqe, f->sendfd, &f->msg, RP_SEND_FLAGS);
+    }
+    io_uring_sqe_set_data(sqe, op);
+    f->send_op = op;
+}
+
+void
+rp_fd_submit_sends(rp_engine_t *e)
+{
+    rp_fd_t  *f, *next;
+
+    f = e->dirty;
+    e->dirty = NULL;
+    for ( /* void */ ; f != NULL; f = next) {
+        next = f->dirty_next;
+        f->dirty_next = NULL;
+        f->send_dirty = 0;
+        if (f->send_op == NULL && f->sq_head != NULL && f->send_err == 0) {
+            rp_send_arm(e, f);
+        }
+        rp_fd_maybe_free(e, f);
+    }
+}
+
+/* The kernel accepted n bytes: release the segments they complete. */
+static void
+rp_sq_advance(rp_fd_t *f, size_t n)
+{
+    rp_seg_t  *s;
+    size_t     take;
+
+    while (n > 0 && (s = f->sq_head) != NULL) {
+        take = s->len - s->off;
+        if (take > n) {
+            take = n;
+        }
+        s->off += take;
+        f->sq_bytes -= take;
+        n -= take;
+        if (s->off == s->len) {
+            f->sq_head = s->next;
+            if (f->sq_head == NULL) {
+                f->sq_tail = NULL;
+            }
+            rp_seg_release(s);
+        }
+    }
+}
+
+static void
+rp_send_done(rp_engine_t *e, rp_fd_t *f, int res)
+{
+    if (res > 0) {
+        e->st.send_bytes += (uint64_t) res;
+        if ((size_t) res < f->sq_inflight) {
+            e->st.send_partial++;
+        }
+        rp_sq_advance(f, (size_t) res);
+    } else if (res < 0 && f->send_err == 0) {
+        f->send_err = res;
+    }
+    f->sq_inflight = 0;
+
+    if (f->send_err != 0) {
+        rp_sq_drop(e, f, true);
+    } else if (f->sq_head != NULL) {
+        rp_sq_mark_dirty(e, f);
+    }
+
+    if (f->flushing && f->sq_head == NULL) {
+        close(f->sendfd);
+        f->sendfd = -1;
+        f->flushing = 0;
+        return;
+    }
+
+    rp_notify(e, f, RP_EV_SEND, res);
+}
+
+/* ---- completion dispatch ----------------------------------------------- */
+
+void
+rp_fd_complete(rp_engine_t *e, rp_op_t *op, int res, unsigned flags)
+{
+    rp_fd_t  *f = op->fd;
+    bool      more = flags & IORING_CQE_F_MORE;
+
+    if (!more) {
+        if (op->kind == RP_OP_SEND && f->send_op == op) {
+            f->send_op = NULL;
+        }
+    }
+
+    /* Hold f while handling: the host may close it from its callback. */
+    f->refs++;
+
+    switch (op->kind) {
+    case RP_OP_POLL:
+        rp_poll_done(e, f, op, res, more);
+        break;
+    case RP_OP_RECV:
+        rp_recv_done(e, f, op, res, flags);
+        break;
+    case RP_OP_SEND:
+        rp_send_done(e, f, res);
+        break;
+    default:
+        break;
+    }
+
+    if (!more) {
+        rp_op_free(e, op);
+        f->refs--;
+    }
+    f->refs--;
+    rp_fd_maybe_free(e, f);
+}
+
+void
+rp_fd_drop_all(rp_engine_t *e, bool call_done)
+{
+    rp_fd_t  *f, *next;
+
+    for (f = e->fds; f != NULL; f = next) {
+        next = f->next;
+        if (call_done) {
+            rp_rq_drop(e, f);
+        }
+        rp_sq_drop(e, f, call_done);
+        if (f->flushing && f->sendfd >= 0) {
+            close(f->sendfd);
+        }
+        free(f);
+    }
+    e->fds = NULL;
+    e->starved = NULL;
+    e->dirty = NULL;
+}

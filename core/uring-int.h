@@ -1,0 +1,166 @@
+/*
+ * ringplug core, io_uring engine: internal types shared by uring.c (ring
+ * setup, submission, completion dispatch), bufring.c (provided buffers) and
+ * fd.c (per-fd state: poll, receive queue, send queue, close).
+ * Nothing outside core/ includes this file.
+ */
+
+#ifndef RP_URING_INT_H
+#define RP_URING_INT_H
+
+#include <liburing.h>
+#include <stdbool.h>
+
+#include "ringplug.h"
+
+#define RP_EXPORT  __attribute__((visibility("default")))
+
+/* user_data tags that carry no op: completions of cancel requests. */
+#define RP_UD_CANCEL  1ull
+
+enum rp_op_kind {
+    RP_OP_POLL = 1,
+    RP_OP_RECV,
+    RP_OP_SEND,
+};
+
+/*
+ * One request in the kernel.  user_data is the op's address; an op lives
+ * until its final completion (no IORING_CQE_F_MORE), so the address cannot
+ * be reused while the kernel may still post completions for it.  An op whose
+ * fd was closed, or which was replaced (a new poll mask, a stopped receive),
+ * is no longer "current": its completions are counted stale and dropped.
+ */
+typedef struct rp_op {
+    rp_fd_t        *fd;
+    struct rp_op   *next_free;
+    uint8_t         kind;
+    uint8_t         multishot;
+    uint32_t        gen;         /* fd generation at submission */
+} rp_op_t;
+
+/* A run of bytes queued for sending. */
+typedef struct rp_seg {
+    struct rp_seg   *next;
+    const char      *base;
+    size_t           len;        /* bytes in the segment */
+    size_t           off;        /* bytes already accepted by the kernel */
+    size_t           cap;        /* owned segments: capacity of data[] */
+    rp_send_done_cb  done;
+    void            *arg;
+    unsigned         owned:1;
+    char             data[];
+} rp_seg_t;
+
+#define RP_SEND_IOV  8           /* iovecs per SENDMSG */
+
+struct rp_fd {
+    rp_engine_t    *e;
+    void           *data;
+    int             fd;
+    int             sendfd;      /* fd sends go to (a dup after close) */
+    uint32_t        gen;
+    unsigned        refs;        /* ops in flight + callbacks running */
+
+    unsigned        closed:1;
+    unsigned        flushing:1;  /* closed with RP_CLOSE_FLUSH, still sending */
+    unsigned        recv_want:1; /* host wants the multishot receive armed */
+    unsigned        recv_paused:1;
+    unsigned        starved:1;   /* on the ENOBUFS re-arm list */
+    unsigned        send_dirty:1;/* on the to-send list */
+
+    /* readiness */
+    rp_op_t        *poll_op;
+    unsigned        poll_mask;
+    unsigned        poll_flags;
+
+    /* receive queue: provided-buffer ids chained through bufring meta */
+    rp_op_t        *recv_op;
+    uint32_t        rq_head;     /* buffer id + 1, 0: empty */
+    uint32_t        rq_tail;
+    size_t          rq_bytes;
+    size_t          rq_max;
+    int             recv_status; /* 0 open, 1 EOF, -errno */
+
+    /* send queue */
+    rp_op_t        *send_op;
+    rp_seg_t       *sq_head;
+    rp_seg_t       *sq_tail;
+    size_t          sq_bytes;
+    size_t          sq_inflight; /* bytes handed to the in-flight send */
+    int             send_err;
+    struct msghdr   msg;
+    struct iovec    iov[RP_SEND_IOV];
+
+    /* engine lists */
+    rp_fd_t        *prev;        /* all fds, for destroy/forget */
+    rp_fd_t        *next;
+    rp_fd_t        *starve_next;
+    rp_fd_t        *dirty_next;
+};
+
+typedef struct rp_bufmeta {
+    uint32_t        next;        /* next buffer id + 1 in an fd queue */
+    uint32_t        off;
+    uint32_t        len;
+} rp_bufmeta_t;
+
+typedef struct rp_bufring {
+    struct io_uring_buf_ring *br;
+    size_t          br_bytes;
+    unsigned char  *mem;
+    size_t          mem_bytes;
+    rp_bufmeta_t   *meta;
+    unsigned        count;
+    unsigned        size;
+    unsigned        mask;
+    unsigned        in_use;
+    uint16_t        bgid;
+} rp_bufring_t;
+
+struct rp_engine {
+    struct io_uring ring;
+    rp_event_cb     cb;
+    unsigned        setup_flags;
+    unsigned        features;
+    unsigned        params_flags;
+    rp_bufring_t    bufs;
+    bool            has_bufs;
+
+    rp_op_t        *op_free;
+    void          **op_chunks;
+    unsigned        n_op_chunks;
+
+    rp_fd_t        *fds;         /* every fd not yet freed */
+    rp_fd_t        *starved;     /* receives stopped by ENOBUFS */
+    rp_fd_t        *dirty;       /* fds with bytes to send, none in flight */
+    uint32_t        next_gen;
+    unsigned        ops_live;    /* ops the kernel has not finished */
+
+    rp_stats_t      st;
+    char            desc[160];
+};
+
+/* uring.c */
+struct io_uring_sqe *rp_get_sqe(rp_engine_t *e);
+int rp_submit_now(rp_engine_t *e);
+rp_op_t *rp_op_new(rp_engine_t *e, rp_fd_t *f, enum rp_op_kind kind);
+void rp_op_free(rp_engine_t *e, rp_op_t *op);
+
+/* bufring.c */
+int rp_bufring_init(rp_engine_t *e, unsigned count, unsigned size);
+void rp_bufring_free(rp_engine_t *e, bool unregister);
+void rp_buf_recycle(rp_engine_t *e, uint32_t bid);
+static inline unsigned char *
+rp_buf_addr(rp_engine_t *e, uint32_t bid)
+{
+    return e->bufs.mem + (size_t) bid * e->bufs.size;
+}
+
+/* fd.c */
+void rp_fd_complete(rp_engine_t *e, rp_op_t *op, int res, unsigned flags);
+void rp_fd_rearm_starved(rp_engine_t *e);
+void rp_fd_submit_sends(rp_engine_t *e);
+void rp_fd_drop_all(rp_engine_t *e, bool call_done);
+
+#endif /* RP_URING_INT_H */
