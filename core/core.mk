@@ -11,11 +11,17 @@ CORE_LIBS   := -luring
 
 ALL_TARGETS += $(CORE_LIB)
 
-$(BUILD)/core/%.o: core/%.c $(CORE_HDRS)
+# Debian packages the engine needs; checked once per build tree.
+CORE_DEPS := $(BUILD)/.deps-core
+$(CORE_DEPS):
+	@scripts/deps.sh build-essential pkg-config liburing-dev
+	@mkdir -p $(@D) && touch $@
+
+$(BUILD)/core/%.o: core/%.c $(CORE_HDRS) | $(CORE_DEPS)
 	@mkdir -p $(@D)
 	$(CC) $(CORE_CFLAGS) -c -o $@ $<
 
-$(BUILD)/core-san/%.o: core/%.c $(CORE_HDRS)
+$(BUILD)/core-san/%.o: core/%.c $(CORE_HDRS) | $(CORE_DEPS)
 	@mkdir -p $(@D)
 	$(CC) $(CORE_CFLAGS) $(SAN_FLAGS) -c -o $@ $<
 
