@@ -154,6 +154,10 @@ const char *rp_engine_describe(const rp_engine_t *e);
  */
 int rp_engine_wait(rp_engine_t *e, int timeout_ms);
 
+/* rp_engine_wait() with a timeout in microseconds (-1: forever), for hosts
+   with precise timers. */
+int rp_engine_wait_us(rp_engine_t *e, long long timeout_us);
+
 /* Submit queued requests now without waiting.  Returns >= 0 or -errno. */
 int rp_engine_flush(rp_engine_t *e);
 

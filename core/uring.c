@@ -555,6 +555,13 @@ rp_reap(rp_engine_t *e, int *handled)
 RP_EXPORT int
 rp_engine_wait(rp_engine_t *e, int timeout_ms)
 {
+    return rp_engine_wait_us(e, timeout_ms < 0 ? -1
+                                : (long long) timeout_ms * 1000);
+}
+
+RP_EXPORT int
+rp_engine_wait_us(rp_engine_t *e, long long timeout_us)
+{
     struct __kernel_timespec   ts;
     struct io_uring_cqe       *cqe;
     int                        rc, handled = 0;
@@ -574,11 +581,11 @@ rp_engine_wait(rp_engine_t *e, int timeout_ms)
         e->st.enters++;
     }
 
-    if (timeout_ms < 0) {
+    if (timeout_us < 0) {
         rc = io_uring_submit_and_wait_timeout(&e->ring, &cqe, 1, NULL, NULL);
     } else {
-        ts.tv_sec = timeout_ms / 1000;
-        ts.tv_nsec = (long long) (timeout_ms % 1000) * 1000000;
+        ts.tv_sec = timeout_us / 1000000;
+        ts.tv_nsec = (timeout_us % 1000000) * 1000;
         rc = io_uring_submit_and_wait_timeout(&e->ring, &cqe, 1, &ts, NULL);
     }
 
