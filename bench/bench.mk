@@ -1,0 +1,51 @@
+# bench/: the benchmark harness (bench/bench.py, bench/README.md) and the
+# small programs it runs: the floor and ceiling responders, the libevent
+# servers (built only once build/libevent/prefix exists) and the ping-pong
+# client.  `make bench` is the full run (minutes, not part of make test);
+# suite bench-quick is its smoke run.
+
+BENCH_OUT       := $(BUILD)/bench
+BENCH_BINDIR    := $(BENCH_OUT)/bin
+BENCH_PY        := /usr/bin/python3
+BENCH_LE_PREFIX := $(BUILD)/libevent/prefix
+BENCH_LE_LIB    := $(wildcard $(BENCH_LE_PREFIX)/lib/libevent.so)
+BENCH_TOOLS     := $(BENCH_BINDIR)/floor_epoll $(BENCH_BINDIR)/ceiling_uring \
+                   $(BENCH_BINDIR)/pingpong
+BENCH_LE_TOOLS  := $(BENCH_BINDIR)/le_http $(BENCH_BINDIR)/le_echo
+
+ALL_TARGETS  += $(BENCH_TOOLS)
+DEPS_TARGETS += bench-deps
+TEST_SUITES  += bench-quick
+
+.PHONY: bench-deps bench-bin test-bench-quick
+
+bench-deps:
+	@scripts/deps.sh python3 build-essential liburing-dev nginx wrk strace \
+	    linux-perf gnuplot-nox
+
+bench-bin: $(BENCH_TOOLS) $(if $(BENCH_LE_LIB),$(BENCH_LE_TOOLS))
+
+$(BENCH_BINDIR)/floor_epoll $(BENCH_BINDIR)/pingpong: \
+		$(BENCH_BINDIR)/%: bench/%.c bench/responder.h
+	@mkdir -p $(@D)
+	$(CC) $(RP_CFLAGS) -o $@ $<
+
+$(BENCH_BINDIR)/ceiling_uring: bench/ceiling_uring.c bench/responder.h
+	@mkdir -p $(@D)
+	$(CC) $(RP_CFLAGS) -o $@ $< -luring
+
+$(BENCH_LE_TOOLS): $(BENCH_BINDIR)/%: bench/%.c $(BENCH_LE_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(RP_CFLAGS) -I$(BENCH_LE_PREFIX)/include -o $@ $< \
+	    -L$(BENCH_LE_PREFIX)/lib -Wl,-rpath,$(abspath $(BENCH_LE_PREFIX)/lib) \
+	    -levent
+
+bench: bench-deps
+	@BENCH_BUILD_DIR=$(BUILD) $(BENCH_PY) bench/bench.py
+
+bench-quick: bench-deps
+	@BENCH_BUILD_DIR=$(BUILD) $(BENCH_PY) bench/bench.py --quick
+
+test-bench-quick:
+	@BENCH_BUILD_DIR=$(BUILD) scripts/suite.sh bench-quick \
+	    $(BENCH_PY) bench/bench.py --quick
