@@ -1,0 +1,54 @@
+# module/: the nginx event module, built as a dynamic module for Debian's
+# nginx 1.22.1 against the nginx-dev tree (/usr/share/nginx/src): configured
+# in a copy with Debian's own flags (conf_flags, --with-compat), `make
+# modules`, with core linked in statically.
+#
+#   make module   build/module/ngx_event_io_uring_module.so
+#   make demo     nginx on io_uring: a request, then wrk against epoll
+
+MOD_SO       := $(BUILD)/module/ngx_event_io_uring_module.so
+MOD_NGX      := $(BUILD)/module/nginx
+MOD_NGX_DEV  := /usr/share/nginx/src
+MOD_SRCS     := module/ngx_event_io_uring_module.c module/config
+MOD_DEPS     := build-essential dpkg-dev nginx nginx-dev liburing-dev \
+                libssl-dev libpcre2-dev zlib1g-dev
+
+ALL_TARGETS  += module
+DEPS_TARGETS += module-deps
+
+.PHONY: module module-deps
+
+module: $(MOD_SO)
+
+module-deps:
+	@scripts/deps.sh $(MOD_DEPS)
+
+# configure checks the libraries of every module Debian enables, so the
+# dev packages are needed even though only this module is compiled.
+$(MOD_NGX)/.configured: module/config module/module.mk
+	@scripts/deps.sh $(MOD_DEPS)
+	rm -rf $(MOD_NGX) && mkdir -p $(MOD_NGX)
+	cp -a $(MOD_NGX_DEV)/. $(MOD_NGX)/
+	cd $(MOD_NGX) && RINGPLUG_CORE_LIB=$(abspath $(CORE_LIB)) \
+	    bash -c '. ./conf_flags && ./configure "$${NGX_CONF_FLAGS[@]}" \
+	        --with-cc-opt="$$(dpkg-buildflags --get CFLAGS) -fPIC" \
+	        --with-ld-opt="$$(dpkg-buildflags --get LDFLAGS) -fPIC" \
+	        --add-dynamic-module=$(TOP)/module' > configure.log 2>&1 \
+	    || { tail -20 configure.log; exit 1; }
+	touch $@
+
+# nginx's Makefile does not relink when the core library changes: drop the
+# old .so so it does.  Our file is also checked with the project's warnings
+# (nginx's own -Wno-unused-parameter: its callbacks take what they ignore).
+$(MOD_SO): $(MOD_NGX)/.configured $(MOD_SRCS) $(CORE_LIB) core/ringplug.h
+	$(CC) -std=gnu11 $(WARN) -Wno-unused-parameter -fsyntax-only \
+	    -I$(MOD_NGX)/src/core -I$(MOD_NGX)/src/event \
+	    -I$(MOD_NGX)/src/event/modules -I$(MOD_NGX)/src/os/unix \
+	    -I$(MOD_NGX)/objs -Icore module/ngx_event_io_uring_module.c
+	rm -f $(MOD_NGX)/objs/ngx_event_io_uring_module.so
+	$(MAKE) -C $(MOD_NGX) -f objs/Makefile modules >/dev/null
+	cp $(MOD_NGX)/objs/ngx_event_io_uring_module.so $@
+
+.PHONY: demo
+demo:
+	scripts/demo.sh
