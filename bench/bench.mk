@@ -7,7 +7,7 @@
 BENCH_OUT       := $(BUILD)/bench
 BENCH_BINDIR    := $(BENCH_OUT)/bin
 BENCH_PY        := /usr/bin/python3
-BENCH_LE_PREFIX := $(BUILD)/libevent/prefix
+BENCH_LE_PREFIX ?= $(BUILD)/libevent/prefix
 BENCH_LE_LIB    := $(wildcard $(BENCH_LE_PREFIX)/lib/libevent.so)
 BENCH_TOOLS     := $(BENCH_BINDIR)/floor_epoll $(BENCH_BINDIR)/ceiling_uring \
                    $(BENCH_BINDIR)/pingpong
@@ -17,7 +17,7 @@ ALL_TARGETS  += $(BENCH_TOOLS)
 DEPS_TARGETS += bench-deps
 TEST_SUITES  += bench-quick
 
-.PHONY: bench-deps bench-bin test-bench-quick
+.PHONY: bench-deps bench-bin bench-force test-bench-quick
 
 bench-deps:
 	@scripts/deps.sh python3 build-essential liburing-dev nginx wrk strace \
@@ -34,7 +34,14 @@ $(BENCH_BINDIR)/ceiling_uring: bench/ceiling_uring.c bench/responder.h
 	@mkdir -p $(@D)
 	$(CC) $(RP_CFLAGS) -o $@ $< -luring
 
-$(BENCH_LE_TOOLS): $(BENCH_BINDIR)/%: bench/%.c $(BENCH_LE_LIB)
+# Relink when the libevent under test moves (BENCH_LIBEVENT_PREFIX).
+$(BENCH_BINDIR)/le-prefix: bench-force
+	@mkdir -p $(@D)
+	@echo '$(abspath $(BENCH_LE_PREFIX))' | cmp -s - $@ \
+	    || echo '$(abspath $(BENCH_LE_PREFIX))' > $@
+
+$(BENCH_LE_TOOLS): $(BENCH_BINDIR)/%: bench/%.c $(BENCH_LE_LIB) \
+		$(BENCH_BINDIR)/le-prefix
 	@mkdir -p $(@D)
 	$(CC) $(RP_CFLAGS) -I$(BENCH_LE_PREFIX)/include -o $@ $< \
 	    -L$(BENCH_LE_PREFIX)/lib -Wl,-rpath,$(abspath $(BENCH_LE_PREFIX)/lib) \

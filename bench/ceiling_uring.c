@@ -13,7 +13,7 @@
  *
  * Usage: ceiling_uring [port]   (0 or none: the kernel picks one)
  * Prints "port=N method=io_uring flags=..." once listening; on SIGTERM or
- * SIGINT prints "passes=N cqes=N enobufs=N" on stderr and exits.
+ * SIGINT prints "passes=N cqes=N enobufs=N accepts=N" on stderr and exits.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -59,7 +59,7 @@ static int                       buf_returned;
 static struct conn              *conns;
 static uint32_t                  next_gen;
 static int                       lfd;
-static unsigned long             n_passes, n_cqes, n_enobufs;
+static unsigned long             n_passes, n_cqes, n_enobufs, n_accepts;
 
 static void
 on_signal(int sig)
@@ -165,6 +165,7 @@ on_accept(struct io_uring_cqe *cqe)
     if (fd < 0) {
         return;
     }
+    n_accepts++;
     if (fd >= MAX_FDS) {
         close(fd);
         return;
@@ -359,7 +360,7 @@ main(int argc, char **argv)
         }
     }
 
-    fprintf(stderr, "passes=%lu cqes=%lu enobufs=%lu\n",
-            n_passes, n_cqes, n_enobufs);
+    fprintf(stderr, "passes=%lu cqes=%lu enobufs=%lu accepts=%lu\n",
+            n_passes, n_cqes, n_enobufs, n_accepts);
     return 0;
 }
