@@ -1,0 +1,69 @@
+#!/usr/bin/perl
+# Static files, byte-exact (sha256), with sendfile on and off: empty, 1 KiB,
+# 1 MiB and 20 MiB files, a HEAD, a range, and parallel large fetches.
+
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/../lib";
+use RPNginx;
+use Test::More;
+use File::Path qw(make_path);
+
+my $data = "$BUILD/data/static";
+make_path($data);
+my %size = ('empty' => 0, '1k' => 1024, '1m' => 1 << 20, '20m' => 20 << 20,
+    'odd' => 3 * 1048576 + 12345);
+my %sha;
+for my $n (keys %size) {
+    make_file("$data/$n", $size{$n}) unless -s "$data/$n" && -s "$data/$n" == $size{$n}
+        || ($size{$n} == 0 && -e "$data/$n");
+    $sha{$n} = file_sha256("$data/$n");
+}
+
+for my $sendfile (qw(on off)) {
+    my $case = $sendfile eq 'on' ? 'static-sendfile' : 'static-nosendfile';
+    rp_case($case, sub {
+        my ($mode, $dir) = @_;
+        my $ng = nginx_start($mode, $dir, workers => 2, http => <<"EOF2");
+    sendfile $sendfile;
+    tcp_nopush on;
+    server {
+        listen 127.0.0.1:%%PORT_http%%;
+        root $data;
+    }
+EOF2
+        my $base = 'http://127.0.0.1:' . $ng->port('http');
+        for my $n (sort keys %size) {
+            my ($code, $h, $len) = curl_fetch("$base/$n", "$dir/out");
+            is($code, 200, "$n: status");
+            is($len, $size{$n}, "$n: length");
+            is($h, $sha{$n}, "$n: sha256");
+        }
+        # a range in the middle of the large file
+        my ($code, $h, $len) = curl_fetch("$base/20m", "$dir/out",
+            '-r', '1000000-5999999');
+        is($code, 206, 'range: status');
+        open my $fh, '<:raw', "$data/20m" or die;
+        seek $fh, 1000000, 0;
+        read $fh, my $want, 5000000;
+        is($h, data_sha256($want), 'range: sha256 of 1000000-5999999');
+
+        my ($rc, $head) = curl('-I', "$base/1m");
+        like($head, qr/^HTTP\/1\.1 200/m, 'HEAD: status');
+        like($head, qr/^Content-Length: 1048576\r?$/mi, 'HEAD: length');
+
+        # four large fetches at once, each byte-exact
+        my @out = map { ('-o', "$dir/p$_") } 1 .. 4;
+        ($rc, my $o) = curl('--parallel', '--parallel-max', '4',
+            (map { "$base/20m" } 1 .. 4), @out);
+        is($rc, 0, 'parallel: curl exit status') or diag($o);
+        is(file_sha256("$dir/p$_"), $sha{'20m'}, "parallel $_: sha256")
+            for 1 .. 4;
+        unlink map { "$dir/p$_" } 1 .. 4;
+
+        $ng->stop;
+    });
+}
+
+done_testing;
