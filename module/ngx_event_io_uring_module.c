@@ -183,6 +183,7 @@ ngx_io_uring_init(ngx_cycle_t *cycle, ngx_msec_t timer)
 {
     int                   rc;
     char                  why[256];
+    ngx_err_t             err;
     ngx_uint_t            size;
     rp_engine_params_t    params;
     ngx_io_uring_conf_t  *iocf;
@@ -203,21 +204,25 @@ ngx_io_uring_init(ngx_cycle_t *cycle, ngx_msec_t timer)
         if (rc < 0) {
             engine = NULL;
 
+            /* why names the cause and the errno; else nginx names errno */
+
+            err = why[0] ? 0 : -rc;
+
             if (!iocf->fallback) {
-                ngx_log_error(NGX_LOG_EMERG, cycle->log, -rc,
+                ngx_log_error(NGX_LOG_EMERG, cycle->log, err,
                               "io_uring is not available: %s", why);
                 return NGX_ERROR;
             }
 
 #if (NGX_HAVE_EPOLL)
-            ngx_log_error(NGX_LOG_WARN, cycle->log, -rc,
+            ngx_log_error(NGX_LOG_WARN, cycle->log, err,
                           "io_uring is not available: %s, using epoll", why);
 
             epoll = ngx_epoll_module.ctx;
 
             return epoll->actions.init(cycle, timer);
 #else
-            ngx_log_error(NGX_LOG_EMERG, cycle->log, -rc,
+            ngx_log_error(NGX_LOG_EMERG, cycle->log, err,
                           "io_uring is not available: %s", why);
             return NGX_ERROR;
 #endif
@@ -1044,7 +1049,7 @@ ngx_io_uring_init_conf(ngx_cycle_t *cycle, void *conf)
                           why, sizeof(why));
 
     if (rc < 0) {
-        ngx_log_error(NGX_LOG_EMERG, cycle->log, -rc,
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, why[0] ? 0 : -rc,
                       "io_uring is not available: %s "
                       "and \"io_uring_fallback\" is off", why);
         return NGX_CONF_ERROR;
