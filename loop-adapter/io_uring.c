@@ -1,0 +1,492 @@
+/*
+ * Copyright (c) 2026 ringplug contributors
+ *
+ * Redistribution and use in source and binary forms, with or without
+ * modification, are permitted provided that the following conditions
+ * are met:
+ * 1. Redistributions of source code must retain the above copyright
+ *    notice, this list of conditions and the following disclaimer.
+ * 2. Redistributions in binary form must reproduce the above copyright
+ *    notice, this list of conditions and the following disclaimer in the
+ *    documentation and/or other materials provided with the distribution.
+ * 3. The name of the author may not be used to endorse or promote products
+ *    derived from this software without specific prior written permission.
+ *
+ * THIS SOFTWARE IS PROVIDED BY THE AUTHOR ``AS IS'' AND ANY EXPRESS OR
+ * IMPLIED WARRANTIES, INCLUDING, BUT NOT LIMITED TO, THE IMPLIED WARRANTIES
+ * OF MERCHANTABILITY AND FITNESS FOR A PARTICULAR PURPOSE ARE DISCLAIMED.
+ * IN NO EVENT SHALL THE AUTHOR BE LIABLE FOR ANY DIRECT, INDIRECT,
+ * INCIDENTAL, SPECIAL, EXEMPLARY, OR CONSEQUENTIAL DAMAGES (INCLUDING, BUT
+ * NOT LIMITED TO, PROCUREMENT OF SUBSTITUTE GOODS OR SERVICES; LOSS OF USE,
+ * DATA, OR PROFITS; OR BUSINESS INTERRUPTION) HOWEVER CAUSED AND ON ANY
+ * THEORY OF LIABILITY, WHETHER IN CONTRACT, STRICT LIABILITY, OR TORT
+ * (INCLUDING NEGLIGENCE OR OTHERWISE) ARISING IN ANY WAY OUT OF THE USE OF
+ * THIS SOFTWARE, EVEN IF ADVISED OF THE POSSIBILITY OF SUCH DAMAGE.
+ */
+
+/*
+ * The io_uring backend: readiness through the ringplug engine (core/).
+ *
+ * add and del only queue changes on libevent's changelist, as kqueue and
+ * epoll's changelist mode do; dispatch turns them into poll requests and
+ * hands them to the kernel together with the wait, in one io_uring_enter.
+ *
+ * Level-triggered interest (libevent's default) is a one-shot poll that
+ * dispatch arms again after it fired, for as long as the fd stays
+ * registered: a still-ready fd completes at once, so nothing is lost.
+ * EV_ET is a multishot poll, which the kernel runs edge-triggered.
+ *
+ * An fd that the kernel refused (closed before its poll reached the kernel,
+ * EBADF) stays quiet until libevent changes its interest again, as epoll
+ * forgets a closed fd.
+ */
+#include "event2/event-config.h"
+#include "evconfig-private.h"
+
+#ifdef EVENT__HAVE_IO_URING
+
+#include <sys/types.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ringplug.h"
+
+#include "event-internal.h"
+#include "evsignal-internal.h"
+#include "evthread-internal.h"
+#include "log-internal.h"
+#include "evmap-internal.h"
+#include "changelist-internal.h"
+#include "mm-internal.h"
+#include "util-internal.h"
+
+static void *io_uring_init(struct event_base *);
+static int io_uring_dispatch(struct event_base *, struct timeval *);
+static void io_uring_dealloc(struct event_base *);
+
+const struct eventop io_uringops = {
+	"io_uring",
+	io_uring_init,
+	event_changelist_add_,
+	event_changelist_del_,
+	io_uring_dispatch,
+	io_uring_dealloc,
+	1, /* need reinit: the ring is shared with the parent after fork */
+	EV_FEATURE_ET|EV_FEATURE_O1|EV_FEATURE_EARLY_CLOSE,
+	EVENT_CHANGELIST_FDINFO_SIZE
+};
+
+/* Same cap as epoll: the wait timeout is an int of milliseconds. */
+#define MAX_IO_URING_TIMEOUT_MSEC (35*60*1000)
+
+#define IO_URING_QUEUED_ARM	0x01	/* on iop->arm */
+#define IO_URING_QUEUED_READY	0x02	/* on iop->ready */
+#define IO_URING_CHANGED	0x04	/* interest changed: arm a new poll */
+#define IO_URING_DEAD		0x08	/* the kernel refused the fd */
+
+/* What we know about one registered fd. */
+struct io_uring_fd {
+	struct io_uringop *iop;
+	rp_fd_t *rf;
+	evutil_socket_t fd;
+	short events;		/* EV_READ|EV_WRITE|EV_CLOSED, and EV_ET */
+	unsigned char flags;	/* IO_URING_* */
+	unsigned ready;		/* poll mask reported in this pass */
+	int error;		/* poll error reported in this pass */
+};
+
+struct io_uringop {
+	rp_engine_t *engine;
+	pid_t pid;		/* the process that created the ring */
+
+	struct io_uring_fd **fds;	/* indexed by fd */
+	int nfds;
+
+	/* fds to (re)arm before the next wait, and fds reported by it; each
+	 * fd is on a list at most once, so nfds entries suffice. */
+	evutil_socket_t *arm;
+	int narm;
+	evutil_socket_t *ready;
+	int nready;
+};
+
+static void io_uring_event_cb(rp_engine_t *, rp_fd_t *, void *,
+    enum rp_event, int);
+
+static void *
+io_uring_init(struct event_base *base)
+{
+	struct io_uringop *iop;
+	rp_engine_params_t params;
+	char why[256];
+	int res;
+
+	if (!(iop = mm_calloc(1, sizeof(struct io_uringop))))
+		return (NULL);
+
+	/* Readiness only: no provided buffers.  libevent may dispatch a
+	 * base from another thread than the one that created it. */
+	memset(&params, 0, sizeof(params));
+	params.entries = 256;
+	params.buf_count = RP_NO_BUFFERS;
+	params.flags = RP_ENGINE_SHARED_THREADS;
+
+	why[0] = '\0';
+	res = rp_engine_create(&params, io_uring_event_cb, &iop->engine,
+	    why, sizeof(why));
+	if (res < 0) {
+		event_debug(("%s: no io_uring: %s (%s)", __func__,
+			why[0] ? why : "rp_engine_create failed",
+			strerror(-res)));
+		mm_free(iop);
+		return (NULL);
+	}
+	iop->pid = getpid();
+	event_debug(("%s: %s", __func__,
+		rp_engine_describe(iop->engine)));
+
+	evsig_init_(base);
+
+	return (iop);
+}
+
+static int
+io_uring_grow(struct io_uringop *iop, evutil_socket_t fd)
+{
+	int n = iop->nfds ? iop->nfds : 64;
+	void *p;
+
+	while (n <= fd)
+		n *= 2;
+
+	if (!(p = mm_realloc(iop->fds, n * sizeof(*iop->fds))))
+		return (-1);
+	iop->fds = p;
+	memset(iop->fds + iop->nfds, 0,
+	    (n - iop->nfds) * sizeof(*iop->fds));
+	if (!(p = mm_realloc(iop->arm, n * sizeof(*iop->arm))))
+		return (-1);
+	iop->arm = p;
+	if (!(p = mm_realloc(iop->ready, n * sizeof(*iop->ready))))
+		return (-1);
+	iop->ready = p;
+	iop->nfds = n;
+	return (0);
+}
+
+static void
+io_uring_queue_arm(struct io_uringop *iop, struct io_uring_fd *st)
+{
+	if (st->flags & IO_URING_QUEUED_ARM)
+		return;
+	EVUTIL_ASSERT(iop->narm < iop->nfds);
+	st->flags |= IO_URING_QUEUED_ARM;
+	iop->arm[iop->narm++] = st->fd;
+}
+
+static void
+io_uring_forget_fd(struct io_uringop *iop, struct io_uring_fd *st)
+{
+	if (st->rf)
+		rp_fd_close(iop->engine, st->rf, 0);
+	iop->fds[st->fd] = NULL;
+	mm_free(st);
+}
+
+/* Apply one changelist entry to our fd table.  The kernel hears of it when
+ * the fd is armed. */
+static int
+io_uring_apply_one_change(struct io_uringop *iop,
+    const struct event_change *ch)
+{
+	struct io_uring_fd *st;
+	short events = ch->old_events & (EV_READ|EV_WRITE|EV_CLOSED);
+	ev_uint8_t all = ch->read_change | ch->write_change |
+	    ch->close_change;
+	int et;
+
+	if (!(all & (EV_CHANGE_ADD|EV_CHANGE_DEL)))
+		return (0);
+
+	if (ch->read_change & EV_CHANGE_ADD)
+		events |= EV_READ;
+	else if (ch->read_change & EV_CHANGE_DEL)
+		events &= ~EV_READ;
+	if (ch->write_change & EV_CHANGE_ADD)
+		events |= EV_WRITE;
+	else if (ch->write_change & EV_CHANGE_DEL)
+		events &= ~EV_WRITE;
+	if (ch->close_change & EV_CHANGE_ADD)
+		events |= EV_CLOSED;
+	else if (ch->close_change & EV_CHANGE_DEL)
+		events &= ~EV_CLOSED;
+
+	st = ch->fd < iop->nfds ? iop->fds[ch->fd] : NULL;
+
+	/* libevent refuses to mix edge- and level-triggered events on one fd,
+	 * so an add tells the mode, and without one the mode is unchanged. */
+	if (all & EV_CHANGE_ADD)
+		et = (all & EV_CHANGE_ET) != 0;
+	else
+		et = st && (st->events & EV_ET);
+
+	event_debug(("%s: fd %d: events 0x%x -> 0x%x%s", __func__,
+		(int)ch->fd, ch->old_events, events, et ? " (ET)" : ""));
+
+	if (events == 0) {
+		if (st)
+			io_uring_forget_fd(iop, st);
+		return (0);
+	}
+
+	if (!st) {
+		if (ch->fd >= iop->nfds && io_uring_grow(iop, ch->fd) < 0)
+			return (-1);
+		if (!(st = mm_calloc(1, sizeof(*st))))
+			return (-1);
+		st->iop = iop;
+		st->fd = ch->fd;
+		iop->fds[ch->fd] = st;
+	}
+
+	st->events = events | (et ? EV_ET : 0);
+	/* A new poll even if the mask is the same: the fd may have been
+	 * closed and its number reused since the old poll was armed. */
+	st->flags &= ~IO_URING_DEAD;
+	st->flags |= IO_URING_CHANGED;
+	io_uring_queue_arm(iop, st);
+	return (0);
+}
+
+static int
+io_uring_apply_changes(struct event_base *base)
+{
+	struct event_changelist *changelist = &base->changelist;
+	struct io_uringop *iop = base->evbase;
+	int i, r = 0;
+
+	for (i = 0; i < changelist->n_changes; ++i) {
+		if (io_uring_apply_one_change(iop,
+			&changelist->changes[i]) < 0) {
+			event_warn("%s: fd %d", __func__,
+			    (int)changelist->changes[i].fd);
+			r = -1;
+		}
+	}
+	return (r);
+}
+
+static unsigned
+io_uring_mask(short events)
+{
+	unsigned mask = 0;
+
+	if (events & EV_READ)
+		mask |= RP_IN;
+	if (events & EV_WRITE)
+		mask |= RP_OUT;
+	if (events & EV_CLOSED)
+		mask |= RP_RDHUP;
+	return (mask);
+}
+
+/* Queue a poll for every fd on the arm list whose interest changed or whose
+ * poll is no longer in the kernel. */
+static void
+io_uring_arm(struct io_uringop *iop)
+{
+	struct io_uring_fd *st;
+	unsigned mask, flags;
+	int i, res;
+
+	for (i = 0; i < iop->narm; ++i) {
+		st = iop->fds[iop->arm[i]];
+		if (!st)
+			continue;
+		st->flags &= ~IO_URING_QUEUED_ARM;
+		if (st->flags & IO_URING_DEAD)
+			continue;
+
+		mask = io_uring_mask(st->events);
+		flags = (st->events & EV_ET) ?
+		    RP_POLL_MULTISHOT : RP_POLL_ONESHOT;
+
+		if (!st->rf) {
+			st->rf = rp_fd_open(iop->engine, st->fd, st);
+			if (!st->rf) {
+				event_warn("%s: rp_fd_open(%d)", __func__,
+				    (int)st->fd);
+				continue;
+			}
+		}
+		if (!(st->flags & IO_URING_CHANGED) &&
+		    rp_poll_armed(st->rf) == mask)
+			continue;
+		st->flags &= ~IO_URING_CHANGED;
+
+		res = rp_poll(iop->engine, st->rf, mask, flags);
+		if (res < 0) {
+			errno = -res;
+			event_warn("%s: rp_poll(%d, 0x%x)", __func__,
+			    (int)st->fd, mask);
+		}
+	}
+	iop->narm = 0;
+}
+
+/* Runs inside rp_engine_wait, without the base lock: only note the report;
+ * dispatch acts on it once it holds the lock again. */
+static void
+io_uring_event_cb(rp_engine_t *e, rp_fd_t *f, void *fd_data,
+    enum rp_event ev, int res)
+{
+	struct io_uring_fd *st = fd_data;
+	struct io_uringop *iop;
+
+	(void)e;
+	(void)f;
+	if (ev != RP_EV_POLL || !st)
+		return;
+	iop = st->iop;
+	if (res < 0)
+		st->error = res;
+	else
+		st->ready |= (unsigned)res;
+	if (!(st->flags & IO_URING_QUEUED_READY)) {
+		st->flags |= IO_URING_QUEUED_READY;
+		iop->ready[iop->nready++] = st->fd;
+	}
+}
+
+static void
+io_uring_activate(struct event_base *base, struct io_uringop *iop)
+{
+	struct io_uring_fd *st;
+	unsigned what;
+	short ev;
+	int i;
+
+	for (i = 0; i < iop->nready; ++i) {
+		st = iop->fds[iop->ready[i]];
+		if (!st)
+			continue;
+		st->flags &= ~IO_URING_QUEUED_READY;
+		what = st->ready;
+		st->ready = 0;
+
+		if (st->error) {
+			/* EBADF: closed before the poll reached the kernel.
+			 * Like epoll, which drops a closed fd, stay quiet
+			 * until libevent changes the fd's interest. */
+			if (st->error != -EBADF) {
+				errno = -st->error;
+				event_warn("%s: poll on fd %d", __func__,
+				    (int)st->fd);
+			}
+			st->error = 0;
+			if (!what) {
+				st->flags |= IO_URING_DEAD;
+				continue;
+			}
+		}
+
+		if (!rp_poll_armed(st->rf))
+			io_uring_queue_arm(iop, st);
+
+		ev = 0;
+		if (what & RP_ERR) {
+			ev = EV_READ | EV_WRITE;
+		} else if ((what & RP_HUP) && !(what & RP_RDHUP)) {
+			ev = EV_READ | EV_WRITE;
+		} else {
+			if (what & RP_IN)
+				ev |= EV_READ;
+			if (what & RP_OUT)
+				ev |= EV_WRITE;
+			if (what & RP_RDHUP)
+				ev |= EV_CLOSED;
+		}
+		if (!ev)
+			continue;
+
+		evmap_io_active_(base, st->fd, ev | EV_ET);
+	}
+	iop->nready = 0;
+}
+
+static int
+io_uring_dispatch(struct event_base *base, struct timeval *tv)
+{
+	struct io_uringop *iop = base->evbase;
+	long timeout = -1;
+	int res;
+
+	if (tv != NULL) {
+		timeout = evutil_tv_to_msec_(tv);
+		if (timeout < 0 || timeout > MAX_IO_URING_TIMEOUT_MSEC)
+			timeout = MAX_IO_URING_TIMEOUT_MSEC;
+	}
+
+	io_uring_apply_changes(base);
+	event_changelist_remove_all_(&base->changelist, base);
+	io_uring_arm(iop);
+
+	EVBASE_RELEASE_LOCK(base, th_base_lock);
+
+	res = rp_engine_wait(iop->engine, (int)timeout);
+
+	EVBASE_ACQUIRE_LOCK(base, th_base_lock);
+
+	io_uring_activate(base, iop);
+
+	if (res < 0) {
+		if (res != -EINTR) {
+			errno = -res;
+			event_warn("rp_engine_wait");
+			return (-1);
+		}
+		return (0);
+	}
+
+	event_debug(("%s: rp_engine_wait reports %d", __func__, res));
+	return (0);
+}
+
+static void
+io_uring_dealloc(struct event_base *base)
+{
+	struct io_uringop *iop = base->evbase;
+	int i;
+
+	evsig_dealloc_(base);
+
+	/* In a child after fork the ring still serves the parent: drop our
+	 * references without cancelling the parent's requests.  In the
+	 * parent, closing every fd first lets destroy return as soon as the
+	 * cancels complete. */
+	if (iop->pid == getpid()) {
+		for (i = 0; i < iop->nfds; ++i)
+			if (iop->fds[i])
+				io_uring_forget_fd(iop, iop->fds[i]);
+		rp_engine_destroy(iop->engine);
+	} else {
+		rp_engine_forget(iop->engine);
+		for (i = 0; i < iop->nfds; ++i)
+			if (iop->fds[i])
+				mm_free(iop->fds[i]);
+	}
+	if (iop->fds)
+		mm_free(iop->fds);
+	if (iop->arm)
+		mm_free(iop->arm);
+	if (iop->ready)
+		mm_free(iop->ready);
+
+	memset(iop, 0, sizeof(struct io_uringop));
+	mm_free(iop);
+}
+
+#endif /* EVENT__HAVE_IO_URING */

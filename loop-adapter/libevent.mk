@@ -1,0 +1,70 @@
+# loop-adapter/: Debian's libevent 2.1.12 with the io_uring backend.
+#
+# `make libevent` fetches the Debian source (apt-get source), unpacks a fresh
+# tree whenever patches/ change, links loop-adapter/io_uring.c into it, and
+# builds a drop-in libevent-2.1.so.7 (same soname and ABI, plus core and
+# liburing) installed under $(LEV_PREFIX).  Run any libevent program with
+# LD_LIBRARY_PATH=$(LEV_PREFIX)/lib to put it on io_uring.
+
+LEV_VER     := 2.1.12-stable
+LEV_DIR     := $(BUILD)/libevent
+LEV_SRC     := $(LEV_DIR)/src/libevent-$(LEV_VER)
+LEV_PREFIX  := $(LEV_DIR)/prefix
+LEV_LIB     := $(LEV_PREFIX)/lib/libevent-2.1.so.7
+LEV_PATCHES := $(sort $(wildcard patches/libevent-*.patch))
+LEV_DEPS    := dpkg-dev autoconf automake libtool libssl-dev zlib1g-dev \
+               pkg-config liburing-dev python3 patch
+
+ALL_TARGETS  += libevent
+DEPS_TARGETS += libevent-deps
+
+.PHONY: libevent libevent-deps
+libevent: $(LEV_LIB)
+
+libevent-deps:
+	@scripts/deps.sh $(LEV_DEPS)
+	@scripts/debsrc.sh
+
+# Only the Debian source package files (.dsc, orig and debian tarballs).
+$(LEV_DIR)/dl/.fetched:
+	@scripts/deps.sh $(LEV_DEPS)
+	@scripts/debsrc.sh
+	rm -rf $(@D) && mkdir -p $(@D)
+	cd $(@D) && apt-get source --download-only libevent=2.1.12-stable-8+deb12u1 \
+	    || apt-get source --download-only libevent
+	touch $@
+
+# A fresh tree every time the patches change: Debian's patches applied by
+# dpkg-source, then ours, then autoreconf.  io_uring.c is a symlink, so
+# editing the backend needs no new tree.
+$(LEV_DIR)/.patched: $(LEV_DIR)/dl/.fetched $(LEV_PATCHES)
+	rm -rf $(LEV_DIR)/src && mkdir -p $(LEV_DIR)/src
+	dpkg-source -x $(firstword $(wildcard $(LEV_DIR)/dl/libevent_*.dsc)) \
+	    $(LEV_SRC) >/dev/null
+	for p in $(LEV_PATCHES); do patch -d $(LEV_SRC) -p1 < $$p || exit 1; done
+	ln -sf $(TOP)/loop-adapter/io_uring.c $(LEV_SRC)/io_uring.c
+	cd $(LEV_SRC) && autoreconf -fi >/dev/null 2>&1
+	touch $@
+
+# Debian's own hardening flags, so the result matches the packaged library.
+$(LEV_DIR)/.configured: $(LEV_DIR)/.patched loop-adapter/libevent.mk
+	cd $(LEV_SRC) && \
+	    export DEB_BUILD_MAINT_OPTIONS=hardening=+all && \
+	    ./configure -q --prefix=$(abspath $(LEV_PREFIX)) --disable-static \
+	        CFLAGS="$$(dpkg-buildflags --get CFLAGS)" \
+	        LDFLAGS="$$(dpkg-buildflags --get LDFLAGS)" \
+	        CPPFLAGS="$$(dpkg-buildflags --get CPPFLAGS) -I$(TOP)/core" \
+	        RINGPLUG_LIBS="$(abspath $(CORE_LIB)) $(CORE_LIBS)"
+	touch $@
+
+# libevent compiles its own files with its own warnings; our file must also
+# pass the project's -Wall -Wextra -Werror, checked here against the tree.
+$(LEV_LIB): $(LEV_DIR)/.configured loop-adapter/io_uring.c core/ringplug.h \
+            $(CORE_LIB)
+	$(MAKE) -C $(LEV_SRC) -s include/event2/event-config.h
+	$(CC) -std=gnu11 $(WARN) -fsyntax-only -I$(LEV_SRC) -I$(LEV_SRC)/include \
+	    -I$(LEV_SRC)/compat -Icore -DHAVE_CONFIG_H loop-adapter/io_uring.c
+	rm -f $(LEV_SRC)/libevent.la $(LEV_SRC)/libevent_core.la
+	$(MAKE) -C $(LEV_SRC) -s -j2 >/dev/null
+	$(MAKE) -C $(LEV_SRC) -s install >/dev/null
+	touch $@

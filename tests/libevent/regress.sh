@@ -1,0 +1,91 @@
+#!/bin/sh
+# libevent's own regression suite on one backend, the way its test/test.sh
+# runs it (every other backend avoided through EVENT_NO*, then the small
+# test programs, regress, and regress again with EVENT_DEBUG_MODE=1), with
+# one result line per test case in $RP_RESULTS.
+#
+# Usage: tests/libevent/regress.sh <libevent source tree> <method>
+#   method: io_uring | epoll
+#
+# Skipped by name, and only these: six TLS tests that fail on Debian 12 for
+# every backend (OpenSSL 3 reports an unclean shutdown differently).
+set -u
+tree=$1 method=$2
+res=${RP_RESULTS:-/dev/stdout}
+log=${RP_LOG_DIR:-build/libevent/logs}
+mkdir -p "$log"
+log=$(cd "$log" && pwd)/regress-$method
+
+OPENSSL3="http/https_incomplete http/https_incomplete_timeout
+http/https_chunk_out ssl/bufferevent_socketpair_dirty_shutdown
+ssl/bufferevent_renegotiate_socketpair_dirty_shutdown
+ssl/bufferevent_socketpair_startopen_dirty_shutdown"
+
+case $method in
+io_uring) upper=IO_URING ;;
+epoll)    upper=EPOLL ;;
+*) echo "regress.sh: unknown method $method" >&2; exit 2 ;;
+esac
+for b in EVPORT KQUEUE IO_URING EPOLL DEVPOLL POLL SELECT WIN32; do
+    [ "$b" = "$upper" ] || eval "EVENT_NO$b=yes; export EVENT_NO$b"
+done
+unset EVENT_NO$upper EVENT_EPOLL_USE_CHANGELIST EVENT_PRECISE_TIMER \
+    EVENT_DEBUG_MODE EVENT_SHOW_METHOD
+cd "$tree/test" || exit 2
+
+# The backend really is the one named: a fallback must not pass as success.
+got=$(EVENT_SHOW_METHOD=1 ./test-init 2>&1 | sed -n 's/.*libevent using: //p')
+if [ "$got" = "$method" ]; then
+    echo "PASS method-is-$method" >> "$res"
+else
+    echo "FAIL method-is-$method (libevent chose '$got')" >> "$res"
+    exit 1
+fi
+
+for t in test-eof test-closed test-weof test-time test-changelist test-fdleak; do
+    if timeout 60 ./$t > "$log.$t" 2>&1; then
+        echo "PASS $t" >> "$res"
+    else
+        echo "FAIL $t" >> "$res"
+    fi
+done
+if ./test-dumpevents 2>/dev/null | python3 ./check-dumpevents.py \
+        > "$log.dumpevents" 2>&1; then
+    echo "PASS test-dumpevents" >> "$res"
+else
+    echo "FAIL test-dumpevents" >> "$res"
+fi
+
+# tinytest prints "group/name: [forking] OK|SKIPPED|DISABLED", or the name,
+# failure lines and "[name FAILED]".
+regress() {
+    prefix=$1; shift
+    skips=
+    for t in $OPENSSL3; do skips="$skips :$t"; done
+    start=$(date +%s)
+    # shellcheck disable=SC2086
+    timeout 1200 "$@" ./regress $skips > "$log.$prefix.out" 2> "$log.$prefix.err"
+    rc=$?
+    awk -v p="$prefix" -v skips="$OPENSSL3" '
+        BEGIN { n = split(skips, s); for (i = 1; i <= n; i++) known[s[i]] = 1 }
+        /^[A-Za-z0-9_]+\/[^ ]+: / {
+            name = $1; sub(/:$/, "", name)
+            if ($NF == "OK") print "PASS " p "/" name
+            else if (name in known)
+                print "SKIP " p "/" name " -- fails for every backend with OpenSSL 3 (Debian 12)"
+            else if ($NF == "SKIPPED" || $NF == "DISABLED")
+                print "SKIP " p "/" name " -- " tolower($NF) " by libevent"
+            next
+        }
+        /^ *\[.* FAILED\]$/ { print "FAIL " p "/" name }
+    ' "$log.$prefix.out" >> "$res"
+    summary=$(tail -1 "$log.$prefix.out")
+    echo "$prefix ($method): $summary; exit $rc; $(( $(date +%s) - start ))s"
+    # A crash or hang that printed no FAILED line must still fail.
+    [ $rc -eq 0 ] || grep -q "^FAIL $prefix/" "$res" || \
+        echo "FAIL $prefix (regress exited $rc: $summary)" >> "$res"
+}
+
+regress regress env
+regress regress_debug env EVENT_DEBUG_MODE=1
+exit 0

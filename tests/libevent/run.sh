@@ -1,0 +1,43 @@
+#!/bin/sh
+# Our own checks of the libevent io_uring backend, one result line each.
+# Usage: tests/libevent/run.sh <test bin dir> <libevent prefix> <rp-noring>
+set -u
+bin=$1 prefix=$2 noring=$3
+res=${RP_RESULTS:-/dev/stdout}
+here=$(dirname "$0")
+log=${RP_LOG_DIR:-build/libevent/logs}
+mkdir -p "$log"
+log=$(cd "$log" && pwd)
+unset EVENT_NOIO_URING EVENT_NOEPOLL EVENT_SHOW_METHOD EVENT_DEBUG_MODE \
+    EVENT_EPOLL_USE_CHANGELIST
+
+# run NAME CMD...: PASS when CMD exits 0, SKIP when 77, FAIL otherwise.
+run() {
+    name=$1; shift
+    start=$(date +%s%N)
+    "$@" > "$log/$name.log" 2>&1
+    rc=$?
+    ms=$(( ($(date +%s%N) - start) / 1000000 ))
+    case $rc in
+    0)  echo "PASS libevent/$name" >> "$res" ;;
+    77) echo "SKIP libevent/$name -- $(tail -1 "$log/$name.log")" >> "$res" ;;
+    *)  echo "FAIL libevent/$name (exit $rc: $(tail -1 "$log/$name.log"))" \
+            >> "$res" ;;
+    esac
+    echo "libevent/$name: exit $rc, ${ms} ms"
+    sed 's/^/    /' "$log/$name.log" | tail -8
+}
+
+run basic-io_uring        "$bin/le-basic" io_uring
+run avoid-env             env EVENT_NOIO_URING=1 "$bin/le-basic" epoll
+run avoid-config          "$bin/le-basic" epoll io_uring
+run fork                  "$bin/le-fork" io_uring
+run manyfds-10000         "$bin/le-manyfds" io_uring
+if [ -x "$noring" ]; then
+    run noring-fallback   "$here/noring.sh" "$noring" "$bin/le-basic"
+    run memcached-noring  "$here/memcached.sh" "$prefix/lib" epoll "$noring"
+else
+    echo "FAIL libevent/noring-fallback (no launcher at $noring)" >> "$res"
+fi
+run memcached-drop-in     "$here/memcached.sh" "$prefix/lib" io_uring
+exit 0

@@ -1,0 +1,36 @@
+# tests/libevent/: libevent with the io_uring backend.
+#  libevent-regress-epoll, libevent-regress-io_uring
+#      libevent's own regression suite (test.sh's programs, regress, and
+#      regress with EVENT_DEBUG_MODE=1) once per backend, one result per case,
+#      so the two counts sit side by side
+#  libevent
+#      our programs on the installed library: method, features and trigger
+#      modes, avoid by env and by config, fork, 10,000 fds, the seccomp
+#      fallback, and an unmodified Debian memcached run as a drop-in
+
+LEV_TEST_DIR  := $(BUILD)/tests/libevent
+LEV_TEST_BINS := $(addprefix $(LEV_TEST_DIR)/,le-basic le-fork le-manyfds)
+LEV_TEST_LIBS := -L$(LEV_PREFIX)/lib -Wl,-rpath,$(abspath $(LEV_PREFIX))/lib \
+                 -levent_core
+
+TEST_SUITES  += libevent-regress-epoll libevent-regress-io_uring libevent
+DEPS_TARGETS += deps-libevent-tests
+
+.PHONY: deps-libevent-tests test-libevent test-libevent-regress-epoll \
+        test-libevent-regress-io_uring
+
+deps-libevent-tests:
+	@scripts/deps.sh memcached perl
+
+$(LEV_TEST_DIR)/%: tests/libevent/%.c $(LEV_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(RP_CFLAGS) -I$(LEV_PREFIX)/include -o $@ $< $(LEV_TEST_LIBS)
+
+test-libevent-regress-epoll test-libevent-regress-io_uring: \
+test-libevent-regress-%: $(LEV_LIB)
+	@scripts/suite.sh libevent-regress-$* tests/libevent/regress.sh \
+	    $(LEV_SRC) $*
+
+test-libevent: $(LEV_TEST_BINS) $(if $(TOOLS_DIR),tools) deps-libevent-tests
+	@scripts/suite.sh libevent tests/libevent/run.sh $(LEV_TEST_DIR) \
+	    $(LEV_PREFIX) $(BUILD)/tools/rp-noring
