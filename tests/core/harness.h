@@ -1,0 +1,642 @@
+/*
+ * Shared helpers for the core tests: result lines, a watchdog, loopback TCP
+ * pairs, a deterministic byte stream to verify order, peer threads that
+ * write or read such streams, and an engine loop.
+ *
+ * Each test program is self-contained apart from this header: it runs its
+ * cases with t_run() and exits 0 unless a case failed.  Result lines
+ * ("PASS name", "FAIL name -- why", "SKIP name -- why") go to stdout and are
+ * appended to $RP_RESULTS when set.  Names are "<prefix>/<case>", the prefix
+ * being $RP_TEST_PREFIX or "core".
+ */
+
+#ifndef RP_TEST_HARNESS_H
+#define RP_TEST_HARNESS_H
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ringplug.h"
+
+enum { T_PASS, T_FAIL, T_SKIP };
+
+static int         t_rc;              /* result of the running case */
+static char        t_why[512];        /* first failure or skip reason */
+static char        t_name[160];       /* running case, with prefix */
+static char        t_alarm_line[256]; /* written by the watchdog */
+static int         t_failures;
+static const char *t_argv0;
+static const char *t_filter;          /* argv[1]: run matching cases only */
+
+static inline double
+t_now_ms(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static inline void
+t_line(const char *line)
+{
+    const char *path = getenv("RP_RESULTS");
+    int         fd;
+
+    printf("%s\n", line);
+    fflush(stdout);
+    if (path != NULL && *path != '\0') {
+        fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+        if (fd >= 0) {
+            dprintf(fd, "%s\n", line);
+            close(fd);
+        }
+    }
+}
+
+/* Informational line ("diag: ..."), stdout only. */
+static inline void __attribute__((format(printf, 1, 2)))
+t_diag(const char *fmt, ...)
+{
+    va_list  ap;
+
+    printf("diag: ");
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    printf("\n");
+    fflush(stdout);
+}
+
+static inline void __attribute__((format(printf, 2, 3)))
+t_set(int rc, const char *fmt, ...)
+{
+    va_list  ap;
+
+    if (t_rc != T_PASS) {
+        return;                     /* keep the first reason */
+    }
+    t_rc = rc;
+    va_start(ap, fmt);
+    vsnprintf(t_why, sizeof(t_why), fmt, ap);
+    va_end(ap);
+}
+
+static inline void __attribute__((format(printf, 2, 3)))
+t_failf(int line, const char *fmt, ...)
+{
+    char     msg[400];
+    va_list  ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    t_set(T_FAIL, "line %d: %s", line, msg);
+}
+
+/* Fail the case (first reason wins) and jump to the case's `out:` label. */
+#define CHECK(cond, ...)                                                    \
+    do {                                                                    \
+        if (!(cond)) {                                                      \
+            t_failf(__LINE__, __VA_ARGS__);                                 \
+            goto out;                                                       \
+        }                                                                   \
+    } while (0)
+
+#define SKIP(...)                                                           \
+    do {                                                                    \
+        t_set(T_SKIP, __VA_ARGS__);                                         \
+        goto out;                                                           \
+    } while (0)
+
+static inline const char *
+t_prefix(void)
+{
+    const char *p = getenv("RP_TEST_PREFIX");
+
+    return p != NULL && *p != '\0' ? p : "core";
+}
+
+static inline void
+t_on_alarm(int sig)
+{
+    ssize_t  n;
+
+    (void) sig;
+    n = write(STDOUT_FILENO, t_alarm_line, strlen(t_alarm_line));
+    (void) n;
+    {
+        const char *path = getenv("RP_RESULTS");
+        int         fd;
+
+        if (path != NULL && *path != '\0') {
+            fd = open(path, O_WRONLY | O_APPEND | O_CREAT, 0644);
+            if (fd >= 0) {
+                n = write(fd, t_alarm_line, strlen(t_alarm_line));
+                close(fd);
+            }
+        }
+    }
+    _exit(1);
+}
+
+static inline void
+t_init(int argc, char **argv)
+{
+    t_argv0 = argv[0];
+    t_filter = argc > 1 && argv[1][0] != '-' ? argv[1] : NULL;
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGALRM, t_on_alarm);
+    setvbuf(stdout, NULL, _IOLBF, 0);
+}
+
+/*
+ * Run one case under a watchdog of limit_s seconds (a hang is a FAIL, never
+ * a stuck suite) and report it.  With an argument, a program runs only the
+ * cases whose name contains it.
+ */
+static inline void
+t_run(const char *name, void (*fn)(void), unsigned limit_s)
+{
+    char  line[800];
+
+    if (t_filter != NULL && strstr(name, t_filter) == NULL) {
+        return;
+    }
+    snprintf(t_name, sizeof(t_name), "%s/%s", t_prefix(), name);
+    snprintf(t_alarm_line, sizeof(t_alarm_line),
+        "FAIL %s -- watchdog: no result after %u s\n", t_name, limit_s);
+    t_rc = T_PASS;
+    t_why[0] = '\0';
+
+    alarm(limit_s);
+    fn();
+    alarm(0);
+
+    switch (t_rc) {
+    case T_PASS:
+        snprintf(line, sizeof(line), "PASS %s", t_name);
+        break;
+    case T_SKIP:
+        snprintf(line, sizeof(line), "SKIP %s -- %s", t_name, t_why);
+        break;
+    default:
+        snprintf(line, sizeof(line), "FAIL %s -- %s", t_name, t_why);
+        t_failures++;
+        break;
+    }
+    t_line(line);
+}
+
+static inline int
+t_exit_code(void)
+{
+    return t_failures ? 1 : 0;
+}
+
+/* ---- deterministic streams ------------------------------------------- */
+
+static inline uint64_t
+t_mix(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+/* A small PRNG for sizes and choices. */
+static inline uint64_t
+t_rand(uint64_t *state)
+{
+    *state += 0x9e3779b97f4a7c15ull;
+    return t_mix(*state);
+}
+
+/* Uniform-ish in [lo, hi]. */
+static inline size_t
+t_range(uint64_t *state, size_t lo, size_t hi)
+{
+    return lo + (size_t) (t_rand(state) % (hi - lo + 1));
+}
+
+/*
+ * Byte `off` of stream `seed`: every position of every stream has its own
+ * value, so a lost, repeated, reordered or foreign byte shows.
+ */
+static inline uint8_t
+t_pat_byte(uint64_t seed, uint64_t off)
+{
+    return (uint8_t) (t_mix(seed * 0x100000001b3ull ^ (off >> 3))
+                      >> ((off & 7) * 8));
+}
+
+static inline void
+t_pat_fill(uint64_t seed, uint64_t off, void *buf, size_t len)
+{
+    uint8_t  *p = buf;
+    size_t    i = 0;
+    uint64_t  w;
+
+    while (i < len) {
+        uint64_t  pos = off + i;
+        unsigned  sh = pos & 7;
+
+        w = t_mix(seed * 0x100000001b3ull ^ (pos >> 3));
+        for (; sh < 8 && i < len; sh++, i++) {
+            p[i] = (uint8_t) (w >> (sh * 8));
+        }
+    }
+}
+
+/* Index of the first byte of buf that is not stream[off...], or -1. */
+static inline long
+t_pat_check(uint64_t seed, uint64_t off, const void *buf, size_t len)
+{
+    const uint8_t  *p = buf;
+    size_t          i = 0;
+    uint64_t        w;
+
+    while (i < len) {
+        uint64_t  pos = off + i;
+        unsigned  sh = pos & 7;
+
+        w = t_mix(seed * 0x100000001b3ull ^ (pos >> 3));
+        for (; sh < 8 && i < len; sh++, i++) {
+            if (p[i] != (uint8_t) (w >> (sh * 8))) {
+                return (long) i;
+            }
+        }
+    }
+    return -1;
+}
+
+/* ---- loopback TCP ------------------------------------------------------- */
+
+static inline int
+t_set_nonblock(int fd, int on)
+{
+    int  fl = fcntl(fd, F_GETFL);
+
+    if (fl < 0) {
+        return -1;
+    }
+    return fcntl(fd, F_SETFL, on ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK));
+}
+
+/* A listener on 127.0.0.1, port chosen by the kernel; -1 on error. */
+static inline int
+t_listen(void)
+{
+    struct sockaddr_in  sa;
+    int                 fd;
+
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return -1;
+    }
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0
+        || listen(fd, 1024) < 0)
+    {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Start a connection to listener lfd; returns the client fd or -1. */
+static inline int
+t_connect(int lfd)
+{
+    struct sockaddr_in  sa;
+    socklen_t           sl = sizeof(sa);
+    int                 fd;
+
+    if (getsockname(lfd, (struct sockaddr *) &sa, &sl) < 0) {
+        return -1;
+    }
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return -1;
+    }
+    if (connect(fd, (struct sockaddr *) &sa, sl) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/*
+ * A connected loopback TCP pair: *srv is the accepted side (what a server
+ * hands to the engine; non-blocking), *cli the connecting side (the peer;
+ * blocking).  rcvbuf/sndbuf > 0 shrink the srv side's buffers first.
+ * Returns 0 or -1.
+ */
+static inline int
+t_pair_bufs(int lfd, int *srv, int *cli, int rcvbuf, int sndbuf)
+{
+    int  c, s, one = 1;
+
+    c = t_connect(lfd);
+    if (c < 0) {
+        return -1;
+    }
+    s = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (s < 0) {
+        close(c);
+        return -1;
+    }
+    if (rcvbuf > 0) {
+        setsockopt(s, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+    }
+    if (sndbuf > 0) {
+        setsockopt(s, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+    }
+    setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    *srv = s;
+    *cli = c;
+    return 0;
+}
+
+static inline int
+t_pair(int lfd, int *srv, int *cli)
+{
+    return t_pair_bufs(lfd, srv, cli, 0, 0);
+}
+
+/* Whether fd has reached EOF within ms: 1 EOF, 0 no, -1 error/RST. */
+static inline int
+t_eof_within(int fd, int ms)
+{
+    double  end = t_now_ms() + ms;
+    char    buf[4096];
+
+    for ( ;; ) {
+        struct pollfd  pfd = { .fd = fd, .events = POLLIN };
+        int            left = (int) (end - t_now_ms());
+        ssize_t        n;
+
+        if (left < 0) {
+            left = 0;
+        }
+        if (poll(&pfd, 1, left) <= 0) {
+            return 0;
+        }
+        n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+        if (n == 0) {
+            return 1;
+        }
+        if (n < 0 && errno != EAGAIN) {
+            return -1;
+        }
+        if (left == 0) {
+            return 0;
+        }
+    }
+}
+
+/* ---- peer threads ------------------------------------------------------- */
+
+/*
+ * One peer socket driven by a t_peers thread.  A writer sends `total` bytes
+ * of stream `seed` in chunks of random size (1..max_chunk), then shuts down
+ * its write side if `shut` is set.  A reader reads and checks stream `seed`
+ * until EOF, `total` being what it expects to see.
+ */
+typedef struct t_peer {
+    int       fd;
+    uint64_t  seed;
+    uint64_t  total;
+    size_t    max_chunk;
+    int       shut;
+    /* results */
+    uint64_t  off;          /* bytes written / read and verified */
+    int       eof;
+    int       err;          /* errno of a failed call */
+    long      bad_at;       /* reader: stream offset of first wrong byte */
+} t_peer_t;
+
+typedef struct t_peers {
+    t_peer_t       *p;
+    int             n;
+    int             reader;     /* 0: write the streams, 1: read them */
+    unsigned        read_delay_us; /* reader: sleep after each read */
+    int             limit_ms;   /* give up after this long */
+    uint64_t        rng;
+    pthread_t       th;
+    volatile int    stop;
+    volatile int    done;
+    int             timed_out;
+} t_peers_t;
+
+static inline void *
+t_peers_main(void *arg)
+{
+    t_peers_t     *ps = arg;
+    struct pollfd *pfd = calloc(ps->n, sizeof(*pfd));
+    size_t         cap = 0;
+    uint8_t       *buf = NULL;
+    double         end = t_now_ms() + ps->limit_ms;
+    int            i, left;
+
+    for (i = 0; i < ps->n; i++) {
+        t_set_nonblock(ps->p[i].fd, 1);
+        ps->p[i].bad_at = -1;
+        if (ps->p[i].max_chunk > cap) {
+            cap = ps->p[i].max_chunk;
+        }
+    }
+    buf = malloc(cap ? cap : 1);
+
+    for ( ;; ) {
+        int  active = 0;
+
+        for (i = 0; i < ps->n; i++) {
+            t_peer_t  *p = &ps->p[i];
+            int        busy = ps->reader ? !p->eof : p->off < p->total;
+
+            pfd[i].fd = (busy && !p->err && p->bad_at < 0) ? p->fd : -1;
+            pfd[i].events = ps->reader ? POLLIN : POLLOUT;
+            active += pfd[i].fd >= 0;
+        }
+        if (active == 0 || ps->stop) {
+            break;
+        }
+        left = (int) (end - t_now_ms());
+        if (left <= 0) {
+            ps->timed_out = 1;
+            break;
+        }
+        if (poll(pfd, ps->n, left < 50 ? left : 50) < 0 && errno != EINTR) {
+            break;
+        }
+        for (i = 0; i < ps->n; i++) {
+            t_peer_t  *p = &ps->p[i];
+            size_t     want = t_range(&ps->rng, 1, p->max_chunk);
+            ssize_t    r;
+
+            if (pfd[i].fd < 0 || pfd[i].revents == 0) {
+                continue;
+            }
+            if (ps->reader) {
+                r = recv(p->fd, buf, want, 0);
+                if (r == 0) {
+                    p->eof = 1;
+                } else if (r < 0) {
+                    if (errno != EAGAIN && errno != EINTR) {
+                        p->err = errno;
+                    }
+                } else {
+                    long  bad = t_pat_check(p->seed, p->off, buf, r);
+
+                    if (bad >= 0) {
+                        p->bad_at = (long) p->off + bad;
+                    }
+                    p->off += r;
+                    if (ps->read_delay_us) {
+                        usleep(ps->read_delay_us);
+                    }
+                }
+            } else {
+                if (want > p->total - p->off) {
+                    want = p->total - p->off;
+                }
+                t_pat_fill(p->seed, p->off, buf, want);
+                r = send(p->fd, buf, want, MSG_NOSIGNAL);
+                if (r < 0) {
+                    if (errno != EAGAIN && errno != EINTR) {
+                        p->err = errno;
+                    }
+                } else {
+                    p->off += r;
+                    if (p->off == p->total && p->shut) {
+                        shutdown(p->fd, SHUT_WR);
+                    }
+                }
+            }
+        }
+    }
+    free(buf);
+    free(pfd);
+    ps->done = 1;
+    return NULL;
+}
+
+static inline int
+t_peers_start(t_peers_t *ps)
+{
+    ps->stop = 0;
+    ps->done = 0;
+    ps->timed_out = 0;
+    if (ps->limit_ms == 0) {
+        ps->limit_ms = 30000;
+    }
+    return pthread_create(&ps->th, NULL, t_peers_main, ps) == 0 ? 0 : -1;
+}
+
+static inline void
+t_peers_join(t_peers_t *ps)
+{
+    ps->stop = 1;
+    pthread_join(ps->th, NULL);
+}
+
+/* ---- engine helpers ----------------------------------------------------- */
+
+/*
+ * Create an engine; on failure mark the case skipped (the kernel or the
+ * sandbox lacks what the engine needs) and return NULL.
+ */
+static inline rp_engine_t *
+t_engine(unsigned entries, unsigned cq_entries, unsigned buf_count,
+    unsigned buf_size, rp_event_cb cb)
+{
+    rp_engine_params_t  p;
+    rp_engine_t        *e = NULL;
+    char                why[256] = "";
+    int                 rc;
+
+    memset(&p, 0, sizeof(p));
+    p.entries = entries;
+    p.cq_entries = cq_entries;
+    p.buf_count = buf_count;
+    p.buf_size = buf_size;
+    rc = rp_engine_create(&p, cb, &e, why, sizeof(why));
+    if (rc < 0) {
+        t_set(T_SKIP, "engine unavailable: %s (%s)", why, strerror(-rc));
+        return NULL;
+    }
+    return e;
+}
+
+/*
+ * Drive the engine until done(arg) returns non-zero, calling it after every
+ * rp_engine_wait(step_ms).  Returns 0 when done, -ETIMEDOUT after limit_ms,
+ * or the -errno of a failed wait (-EINTR is retried).
+ */
+static inline int
+t_loop(rp_engine_t *e, int (*done)(void *), void *arg, int step_ms,
+    int limit_ms)
+{
+    double  end = t_now_ms() + limit_ms;
+    int     rc;
+
+    while (!done(arg)) {
+        if (t_now_ms() > end) {
+            return -ETIMEDOUT;
+        }
+        rc = rp_engine_wait(e, step_ms);
+        if (rc < 0 && rc != -EINTR && rc != -ETIME) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* Wait passes for about ms milliseconds, whatever happens. */
+static inline int
+t_spin(rp_engine_t *e, int ms)
+{
+    double  end = t_now_ms() + ms;
+    int     rc, n = 0;
+
+    while (t_now_ms() < end) {
+        rc = rp_engine_wait(e, 5);
+        if (rc < 0 && rc != -EINTR && rc != -ETIME) {
+            return rc;
+        }
+        n += rc > 0 ? rc : 0;
+    }
+    return n;
+}
+
+static inline void
+t_stats_diag(const char *what, rp_engine_t *e)
+{
+    rp_stats_t  st;
+    char        buf[512];
+
+    rp_engine_stats(e, &st);
+    rp_stats_format(&st, buf, sizeof(buf));
+    t_diag("%s: %s", what, buf);
+}
+
+#endif /* RP_TEST_HARNESS_H */

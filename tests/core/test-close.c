@@ -1,0 +1,490 @@
+/*
+ * Close means close.
+ *
+ * A pending multishot RECV (or poll) holds a reference on the file, so
+ * close() alone does not send FIN: the peer would wait forever.  The control
+ * case shows that phenomenon with plain liburing on this kernel (no cancel:
+ * no EOF within 100 ms; cancel: EOF), which is what makes the rp_fd_close()
+ * cases meaningful: they pass only because the engine cancels at once.
+ *
+ * Also: RP_CLOSE_FLUSH keeps sending 4 MiB after the host closed its fd and
+ * the peer gets every byte then EOF; a close without it drops queued sends
+ * and still calls every done callback exactly once.
+ */
+
+#include <liburing.h>
+
+#include "harness.h"
+
+#define EOF_MS  100
+
+typedef struct conn {
+    rp_fd_t  *f;
+    int       closed;
+    int       events;
+} conn_t;
+
+static int  cb_bad;
+
+static void
+on_event(rp_engine_t *e, rp_fd_t *f, void *data, enum rp_event ev, int res)
+{
+    conn_t  *c = data;
+
+    (void) e;
+    (void) ev;
+    (void) res;
+    if (c == NULL || c->closed || c->f != f) {
+        cb_bad++;
+        return;
+    }
+    c->events++;
+}
+
+/* ---- control: plain liburing, no cancel --------------------------------- */
+
+static void
+case_control(void)
+{
+    struct io_uring           ring;
+    struct io_uring_buf_ring *br = NULL;
+    struct io_uring_buf_reg   reg;
+    struct io_uring_sqe      *sqe;
+    struct io_uring_cqe      *cqe;
+    static char               bufs[8][4096];
+    int                       lfd = -1, fd = -1, peer = -1, rc, i;
+    int                       have_ring = 0, eof;
+
+    rc = io_uring_queue_init(8, &ring, 0);
+    if (rc < 0) {
+        SKIP("io_uring_queue_init: %s", strerror(-rc));
+    }
+    have_ring = 1;
+    rc = posix_memalign((void **) &br, 4096, 8 * sizeof(struct io_uring_buf));
+    CHECK(rc == 0, "posix_memalign");
+    memset(&reg, 0, sizeof(reg));
+    reg.ring_addr = (unsigned long) br;
+    reg.ring_entries = 8;
+    reg.bgid = 7;
+    rc = io_uring_register_buf_ring(&ring, &reg, 0);
+    if (rc < 0) {
+        SKIP("kernel lacks buffer rings: %s", strerror(-rc));
+    }
+    io_uring_buf_ring_init(br);
+    for (i = 0; i < 8; i++) {
+        io_uring_buf_ring_add(br, bufs[i], sizeof(bufs[i]), i,
+            io_uring_buf_ring_mask(8), i);
+    }
+    io_uring_buf_ring_advance(br, 8);
+
+    lfd = t_listen();
+    CHECK(lfd >= 0, "listen");
+    CHECK(t_pair(lfd, &fd, &peer) == 0, "pair");
+
+    sqe = io_uring_get_sqe(&ring);
+    io_uring_prep_recv_multishot(sqe, fd, NULL, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = 7;
+    sqe->user_data = 1;
+    rc = io_uring_submit(&ring);
+    CHECK(rc == 1, "submit: %d", rc);
+    /* A kernel without multishot receive fails it at once. */
+    if (io_uring_peek_cqe(&ring, &cqe) == 0 && cqe->res < 0) {
+        SKIP("kernel lacks multishot receive: %s", strerror(-cqe->res));
+    }
+
+    close(fd);
+    fd = -1;
+    eof = t_eof_within(peer, EOF_MS);
+    if (eof != 0) {
+        SKIP("this kernel sent FIN for a socket with a pending multishot "
+            "recv and no cancel (eof %d): the close cases prove nothing "
+            "here", eof);
+    }
+
+    sqe = io_uring_get_sqe(&ring);
+    io_uring_prep_cancel64(sqe, 1, 0);
+    sqe->user_data = 2;
+    rc = io_uring_submit_and_wait(&ring, 2);
+    CHECK(rc >= 0, "submit cancel: %s", strerror(-rc));
+    eof = t_eof_within(peer, EOF_MS);
+    CHECK(eof == 1, "no EOF even after cancelling the receive (%d)", eof);
+    t_diag("close/control: without a cancel no FIN in %d ms; with one, FIN",
+        EOF_MS);
+
+out:
+    if (fd >= 0) {
+        close(fd);
+    }
+    if (peer >= 0) {
+        close(peer);
+    }
+    if (lfd >= 0) {
+        close(lfd);
+    }
+    if (have_ring) {
+        io_uring_queue_exit(&ring);
+    }
+    free(br);
+}
+
+/* ---- rp_fd_close with a receive or poll pending -------------------------- */
+
+enum armed { A_RECV, A_RECV_DATA, A_POLL };
+
+/*
+ * Arm what `what` says on a fresh connection, run passes until it is in the
+ * kernel, then rp_fd_close() and close().  The peer must read EOF within
+ * 100 ms; with keep_waiting the host loop keeps running meanwhile (the
+ * normal case), without it the host makes no engine call at all after
+ * rp_fd_close() (the header's "submitted now" promise).
+ */
+static void
+close_case(enum armed what, int keep_waiting)
+{
+    rp_engine_t  *e;
+    conn_t        c = { 0 };
+    rp_stats_t    st;
+    char          buf[10000];
+    int           lfd = -1, fd = -1, peer = -1, rc, eof = 0;
+    double        t0, end;
+
+    cb_bad = 0;
+    e = t_engine(32, 0, 64, 4096, on_event);
+    if (e == NULL) {
+        goto out;
+    }
+    lfd = t_listen();
+    CHECK(lfd >= 0, "listen");
+    CHECK(t_pair(lfd, &fd, &peer) == 0, "pair");
+    c.f = rp_fd_open(e, fd, &c);
+    CHECK(c.f != NULL, "rp_fd_open");
+    if (what == A_POLL) {
+        rc = rp_poll(e, c.f, RP_IN, RP_POLL_MULTISHOT);
+        CHECK(rc == 0, "rp_poll: %s", strerror(-rc));
+    } else {
+        rc = rp_recv_start(e, c.f, 0);
+        CHECK(rc == 0, "rp_recv_start: %s", strerror(-rc));
+    }
+    rc = t_spin(e, 20);
+    CHECK(rc >= 0, "wait: %s", strerror(-rc));
+    if (what != A_POLL) {
+        CHECK(rp_recv_armed(c.f), "receive not armed after passes");
+    }
+    if (what == A_RECV_DATA) {
+        /* Unread data queued on the handle, more on its way. */
+        t_pat_fill(3, 0, buf, sizeof(buf));
+        CHECK(send(peer, buf, sizeof(buf), 0) == sizeof(buf), "send");
+        rc = t_spin(e, 20);
+        CHECK(rc >= 0, "wait: %s", strerror(-rc));
+        CHECK(rp_recv_queued(c.f) > 0, "nothing queued after 20 ms");
+        CHECK(send(peer, buf, sizeof(buf), 0) == sizeof(buf), "send");
+    }
+
+    t0 = t_now_ms();
+    rp_fd_close(e, c.f, 0);
+    c.closed = 1;
+    close(fd);
+    fd = -1;
+
+    if (keep_waiting) {
+        end = t0 + EOF_MS;
+        while (t_now_ms() < end) {
+            rc = rp_engine_wait(e, 2);
+            CHECK(rc >= 0 || rc == -EINTR, "wait: %s", strerror(-rc));
+            eof = t_eof_within(peer, 0);
+            if (eof != 0) {
+                break;
+            }
+        }
+    } else {
+        eof = t_eof_within(peer, EOF_MS);
+    }
+    if (what == A_RECV_DATA) {
+        /* Unread data in the receive queue makes close() send RST. */
+        CHECK(eof != 0, "peer saw neither EOF nor reset %d ms after close",
+            EOF_MS);
+    } else {
+        CHECK(eof == 1, "peer did not read EOF within %d ms of close "
+            "(%s) -- the pending %s still holds the socket", EOF_MS,
+            eof < 0 ? strerror(errno) : "nothing",
+            what == A_POLL ? "poll" : "multishot recv");
+    }
+    t_diag("close: peer saw %s after %.1f ms", eof == 1 ? "EOF" : "reset",
+        t_now_ms() - t0);
+
+    rc = t_spin(e, 10);
+    CHECK(rc >= 0, "wait: %s", strerror(-rc));
+    CHECK(cb_bad == 0, "%d callbacks after rp_fd_close", cb_bad);
+    rp_engine_stats(e, &st);
+    CHECK(st.cancels > 0, "stats.cancels 0");
+    CHECK(st.bufs_in_use_now == 0, "stats.bufs_in_use_now %u after close",
+        st.bufs_in_use_now);
+    CHECK(st.fds_open_now == 0, "stats.fds_open_now %u", st.fds_open_now);
+
+out:
+    if (fd >= 0) {
+        close(fd);
+    }
+    if (peer >= 0) {
+        close(peer);
+    }
+    if (lfd >= 0) {
+        close(lfd);
+    }
+    if (e != NULL) {
+        rp_engine_destroy(e);
+    }
+}
+
+static void case_recv_loop(void)   { close_case(A_RECV, 1); }
+static void case_recv_nowait(void) { close_case(A_RECV, 0); }
+static void case_recv_data(void)   { close_case(A_RECV_DATA, 1); }
+static void case_poll_loop(void)   { close_case(A_POLL, 1); }
+static void case_poll_nowait(void) { close_case(A_POLL, 0); }
+
+/* ---- RP_CLOSE_FLUSH ------------------------------------------------------ */
+
+static int     done_calls;
+static size_t  done_len;
+
+/* The engine is done with the memory: scribble on it, so a byte sent from
+   it later shows up wrong at the peer. */
+static void
+on_done(void *arg)
+{
+    done_calls++;
+    memset(arg, 0xee, done_len);
+}
+
+static int
+peer_finished(void *arg)
+{
+    return ((t_peers_t *) arg)->done;
+}
+
+static void
+flush_case(size_t total)
+{
+    rp_engine_t  *e;
+    conn_t        c = { 0 };
+    t_peer_t      peer;
+    t_peers_t     ps;
+    rp_stats_t    st;
+    uint8_t      *data = NULL;
+    struct iovec  iov;
+    int           lfd = -1, fd = -1, rc, started = 0, rcv = 32 * 1024;
+
+    cb_bad = done_calls = 0;
+    done_len = total;
+    memset(&peer, 0, sizeof(peer));
+    memset(&ps, 0, sizeof(ps));
+    peer.fd = -1;
+
+    e = t_engine(32, 0, 64, 4096, on_event);
+    if (e == NULL) {
+        goto out;
+    }
+    lfd = t_listen();
+    CHECK(lfd >= 0, "listen");
+    CHECK(t_pair_bufs(lfd, &fd, &peer.fd, 0, 16 * 1024) == 0, "pair");
+    setsockopt(peer.fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
+    c.f = rp_fd_open(e, fd, &c);
+    CHECK(c.f != NULL, "rp_fd_open");
+
+    if (total > 0) {
+        data = malloc(total);
+        CHECK(data != NULL, "malloc");
+        t_pat_fill(21, 0, data, total);
+        iov.iov_base = data;
+        iov.iov_len = total;
+        rc = rp_send(e, c.f, &iov, 1, 0, on_done, data);
+        CHECK(rc == 0, "rp_send: %s", strerror(-rc));
+        rc = rp_engine_wait(e, 0);
+        CHECK(rc >= 0, "wait: %s", strerror(-rc));
+        CHECK(rp_send_pending(c.f) > total / 2, "only %zu of %zu bytes left "
+            "queued: the socket buffers are larger than the test assumes",
+            rp_send_pending(c.f), total);
+    }
+
+    rp_fd_close(e, c.f, RP_CLOSE_FLUSH);
+    c.closed = 1;
+    close(fd);
+    fd = -1;
+
+    peer.seed = 21;
+    peer.total = total;
+    peer.max_chunk = 16 * 1024;
+    ps.p = &peer;
+    ps.n = 1;
+    ps.reader = 1;
+    ps.limit_ms = 15000;
+    CHECK(t_peers_start(&ps) == 0, "pthread_create");
+    started = 1;
+
+    rc = t_loop(e, peer_finished, &ps, 5, 15000);
+    t_peers_join(&ps);
+    started = 0;
+    CHECK(rc == 0, "peer not finished: %s (read %llu of %zu)", strerror(-rc),
+        (unsigned long long) peer.off, total);
+    CHECK(peer.err == 0, "peer read: %s after %llu bytes",
+        strerror(peer.err), (unsigned long long) peer.off);
+    CHECK(peer.bad_at == -1, "wrong byte at %ld", peer.bad_at);
+    CHECK(peer.off == total, "peer read %llu of %zu bytes",
+        (unsigned long long) peer.off, total);
+    CHECK(peer.eof, "no EOF after the flushed bytes");
+    if (total > 0) {
+        /* The engine must be done with the memory once the peer has it. */
+        CHECK(done_calls == 1, "done called %d times", done_calls);
+    }
+    CHECK(cb_bad == 0, "%d callbacks after rp_fd_close", cb_bad);
+    rp_engine_stats(e, &st);
+    CHECK(st.send_bytes == total, "stats.send_bytes %llu, want %zu",
+        (unsigned long long) st.send_bytes, total);
+    CHECK(st.fds_open_now == 0, "stats.fds_open_now %u after the flush",
+        st.fds_open_now);
+
+out:
+    if (started) {
+        t_peers_join(&ps);
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+    if (peer.fd >= 0) {
+        close(peer.fd);
+    }
+    if (lfd >= 0) {
+        close(lfd);
+    }
+    if (e != NULL) {
+        rp_engine_destroy(e);
+    }
+    free(data);
+}
+
+static void case_flush_4m(void)    { flush_case(4 * 1024 * 1024); }
+static void case_flush_empty(void) { flush_case(0); }
+
+/* ---- close without flush drops queued sends ------------------------------- */
+
+#define NSEND  3
+
+static int  drop_done[NSEND];
+
+static void
+on_drop_done(void *arg)
+{
+    drop_done[(intptr_t) arg]++;
+}
+
+static void
+case_drop_sends(void)
+{
+    rp_engine_t  *e;
+    conn_t        c = { 0 };
+    t_peer_t      peer;
+    t_peers_t     ps;
+    uint8_t      *data = NULL;
+    struct iovec  iov;
+    size_t        part = 1024 * 1024;
+    int           lfd = -1, fd = -1, rc, i, started = 0;
+
+    cb_bad = 0;
+    memset(drop_done, 0, sizeof(drop_done));
+    memset(&peer, 0, sizeof(peer));
+    memset(&ps, 0, sizeof(ps));
+    peer.fd = -1;
+
+    e = t_engine(32, 0, 64, 4096, on_event);
+    if (e == NULL) {
+        goto out;
+    }
+    lfd = t_listen();
+    CHECK(lfd >= 0, "listen");
+    CHECK(t_pair_bufs(lfd, &fd, &peer.fd, 0, 16 * 1024) == 0, "pair");
+    c.f = rp_fd_open(e, fd, &c);
+    CHECK(c.f != NULL, "rp_fd_open");
+    data = malloc(NSEND * part);
+    CHECK(data != NULL, "malloc");
+    t_pat_fill(31, 0, data, NSEND * part);
+    for (i = 0; i < NSEND; i++) {
+        iov.iov_base = data + i * part;
+        iov.iov_len = part;
+        rc = rp_send(e, c.f, &iov, 1, 0, on_drop_done, (void *) (intptr_t) i);
+        CHECK(rc == 0, "rp_send: %s", strerror(-rc));
+    }
+    rc = t_spin(e, 10);
+    CHECK(rc >= 0, "wait: %s", strerror(-rc));
+
+    rp_fd_close(e, c.f, 0);
+    c.closed = 1;
+    close(fd);
+    fd = -1;
+
+    /* Whatever the engine no longer needs may be scribbled on at once. */
+    rc = t_spin(e, 50);
+    CHECK(rc >= 0, "wait: %s", strerror(-rc));
+    for (i = 0; i < NSEND; i++) {
+        CHECK(drop_done[i] == 1, "done for send %d called %d times after "
+            "close", i, drop_done[i]);
+        memset(data + i * part, 0xee, part);
+    }
+
+    peer.seed = 31;
+    peer.total = NSEND * part;
+    peer.max_chunk = 64 * 1024;
+    ps.p = &peer;
+    ps.n = 1;
+    ps.reader = 1;
+    ps.limit_ms = 5000;
+    CHECK(t_peers_start(&ps) == 0, "pthread_create");
+    started = 1;
+    rc = t_loop(e, peer_finished, &ps, 5, 5000);
+    t_peers_join(&ps);
+    started = 0;
+    CHECK(rc == 0, "peer not finished: %s", strerror(-rc));
+    CHECK(peer.bad_at == -1, "wrong byte at %ld: sent from memory after its "
+        "done callback", peer.bad_at);
+    CHECK(peer.eof || peer.err == ECONNRESET, "peer saw neither EOF nor "
+        "reset (err %s)", strerror(peer.err));
+    CHECK(peer.off < NSEND * part, "all %llu bytes arrived although the "
+        "close dropped the queue", (unsigned long long) peer.off);
+    CHECK(cb_bad == 0, "%d callbacks after rp_fd_close", cb_bad);
+    t_diag("close/drop-sends: peer got %llu of %zu bytes before EOF",
+        (unsigned long long) peer.off, NSEND * part);
+
+out:
+    if (started) {
+        t_peers_join(&ps);
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+    if (peer.fd >= 0) {
+        close(peer.fd);
+    }
+    if (lfd >= 0) {
+        close(lfd);
+    }
+    if (e != NULL) {
+        rp_engine_destroy(e);
+    }
+    free(data);
+}
+
+int
+main(int argc, char **argv)
+{
+    t_init(argc, argv);
+    t_run("close/control-raw-liburing-no-cancel", case_control, 10);
+    t_run("close/recv-pending-eof", case_recv_loop, 10);
+    t_run("close/recv-pending-eof-no-wait", case_recv_nowait, 10);
+    t_run("close/recv-pending-with-data", case_recv_data, 10);
+    t_run("close/poll-pending-eof", case_poll_loop, 10);
+    t_run("close/poll-pending-eof-no-wait", case_poll_nowait, 10);
+    t_run("close/flush-4mib", case_flush_4m, 30);
+    t_run("close/flush-nothing-queued", case_flush_empty, 10);
+    t_run("close/drop-queued-sends", case_drop_sends, 15);
+    return t_exit_code();
+}

@@ -1,0 +1,329 @@
+/*
+ * Generations: a completion for a closed handle never reaches the handle
+ * that now has the same fd number.
+ *
+ * Each round closes handle A while its multishot receive is armed and its
+ * peer is still sending, closes the fd, and at once accepts a new
+ * connection, which gets the same fd number (the lowest free), and opens
+ * handle B on it in the same pass.  B must see exactly its own stream, A no
+ * callback after the close, and the engine must count the dropped
+ * completions as stale.
+ */
+
+#include "harness.h"
+
+#define ROUNDS  100
+#define A_BYTES (64 * 1024)
+#define B_BYTES (24 * 1024)
+
+typedef struct conn {
+    rp_fd_t   *f;
+    uint64_t   seed;
+    uint64_t   off;
+    int        ready;
+    int        eof;
+    int        err;
+    long       bad_at;
+    int        closed;
+} conn_t;
+
+static int  cb_bad;
+
+static void
+on_event(rp_engine_t *e, rp_fd_t *f, void *data, enum rp_event ev, int res)
+{
+    conn_t  *c = data;
+
+    (void) e;
+    (void) res;
+    if (c == NULL || c->closed || c->f != f || ev != RP_EV_RECV) {
+        cb_bad++;
+        return;
+    }
+    c->ready = 1;
+}
+
+static rp_engine_t  *eng;
+
+static void
+drain(conn_t *c)
+{
+    uint8_t  buf[8192];
+    size_t   n;
+    long     bad;
+
+    c->ready = 0;
+    while ((n = rp_recv_copy(eng, c->f, buf, sizeof(buf))) > 0) {
+        bad = t_pat_check(c->seed, c->off, buf, n);
+        if (bad >= 0 && c->bad_at < 0) {
+            c->bad_at = (long) c->off + bad;
+        }
+        c->off += n;
+    }
+    if (rp_recv_status(c->f) == 1) {
+        c->eof = 1;
+    } else if (rp_recv_status(c->f) < 0) {
+        c->err = rp_recv_status(c->f);
+    }
+}
+
+static int
+got_some(void *arg)
+{
+    conn_t  *c = arg;
+
+    if (c->ready) {
+        drain(c);
+    }
+    return c->off > 0 || c->bad_at >= 0 || c->err;
+}
+
+static int
+got_eof(void *arg)
+{
+    conn_t  *c = arg;
+
+    if (c->ready) {
+        drain(c);
+    }
+    return c->eof || c->err;
+}
+
+static void
+case_reuse(void)
+{
+    conn_t      a, b;
+    rp_stats_t  st;
+    uint8_t    *buf = malloc(A_BYTES);
+    int         lfd = -1, fa = -1, pa = -1, fb = -1, pb = -1, rc, r;
+    int         natural = 0;
+
+    cb_bad = 0;
+    eng = t_engine(64, 0, 64, 4096, on_event);
+    if (eng == NULL) {
+        goto out;
+    }
+    CHECK(buf != NULL, "malloc");
+    lfd = t_listen();
+    CHECK(lfd >= 0, "listen");
+
+    for (r = 0; r < ROUNDS; r++) {
+        memset(&a, 0, sizeof(a));
+        memset(&b, 0, sizeof(b));
+        a.seed = 2 * r + 1;
+        b.seed = 2 * r + 2;
+        a.bad_at = b.bad_at = -1;
+
+        CHECK(t_pair(lfd, &fa, &pa) == 0, "pair A");
+        t_set_nonblock(pa, 1);
+        a.f = rp_fd_open(eng, fa, &a);
+        CHECK(a.f != NULL, "rp_fd_open A");
+        rc = rp_recv_start(eng, a.f, 0);
+        CHECK(rc == 0, "rp_recv_start A: %s", strerror(-rc));
+
+        /* A's receive is flowing, and more is on its way. */
+        t_pat_fill(a.seed, 0, buf, A_BYTES);
+        CHECK(send(pa, buf, 4096, 0) == 4096, "send A");
+        rc = t_loop(eng, got_some, &a, 5, 3000);
+        CHECK(rc == 0, "round %d: A got nothing: %s", r, strerror(-rc));
+        rc = send(pa, buf + 4096, A_BYTES - 4096, MSG_DONTWAIT);
+        CHECK(rc > 0, "send A: %s", strerror(errno));
+
+        /* B's connection waits in the accept queue. */
+        pb = t_connect(lfd);
+        CHECK(pb >= 0, "connect B");
+
+        rp_fd_close(eng, a.f, 0);
+        a.closed = 1;
+        close(fa);
+        fb = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        CHECK(fb >= 0, "accept B: %s", strerror(errno));
+        if (fb == fa) {
+            natural++;
+        } else {
+            CHECK(dup3(fb, fa, O_CLOEXEC) == fa, "dup3");
+            close(fb);
+            fb = fa;
+        }
+        fa = -1;
+
+        b.f = rp_fd_open(eng, fb, &b);
+        CHECK(b.f != NULL, "rp_fd_open B");
+        rc = rp_recv_start(eng, b.f, 0);
+        CHECK(rc == 0, "rp_recv_start B: %s", strerror(-rc));
+        t_pat_fill(b.seed, 0, buf, B_BYTES);
+        CHECK(send(pb, buf, B_BYTES, 0) == B_BYTES, "send B");
+        shutdown(pb, SHUT_WR);
+
+        rc = t_loop(eng, got_eof, &b, 5, 3000);
+        CHECK(rc == 0, "round %d: no EOF on B: %s (got %llu)", r,
+            strerror(-rc), (unsigned long long) b.off);
+        CHECK(b.bad_at == -1, "round %d: B got a wrong byte at %ld "
+            "(A's data?)", r, b.bad_at);
+        CHECK(b.err == 0, "round %d: B error %s", r, strerror(-b.err));
+        CHECK(b.off == B_BYTES, "round %d: B got %llu of %d bytes", r,
+            (unsigned long long) b.off, B_BYTES);
+        CHECK(cb_bad == 0, "round %d: %d callbacks for closed handle A", r,
+            cb_bad);
+
+        rp_fd_close(eng, b.f, 0);
+        b.closed = 1;
+        close(fb);
+        fb = -1;
+        close(pa);
+        pa = -1;
+        close(pb);
+        pb = -1;
+    }
+
+    rc = t_spin(eng, 20);
+    CHECK(rc >= 0, "wait: %s", strerror(-rc));
+    CHECK(cb_bad == 0, "%d callbacks for closed handles", cb_bad);
+    rp_engine_stats(eng, &st);
+    CHECK(st.stale > 0, "stats.stale 0 after %d closes with receives armed",
+        ROUNDS);
+    CHECK(st.bufs_in_use_now == 0, "stats.bufs_in_use_now %u",
+        st.bufs_in_use_now);
+    CHECK(rp_bufs_free(eng) == rp_bufs_total(eng), "rp_bufs_free %u of %u",
+        rp_bufs_free(eng), rp_bufs_total(eng));
+    t_diag("fd-reuse: %d rounds (%d reused the fd number by themselves), "
+        "stale %llu, cancels %llu", ROUNDS, natural,
+        (unsigned long long) st.stale, (unsigned long long) st.cancels);
+
+out:
+    if (fa >= 0) {
+        close(fa);
+    }
+    if (fb >= 0) {
+        close(fb);
+    }
+    if (pa >= 0) {
+        close(pa);
+    }
+    if (pb >= 0) {
+        close(pb);
+    }
+    if (lfd >= 0) {
+        close(lfd);
+    }
+    if (eng != NULL) {
+        rp_engine_destroy(eng);
+    }
+    free(buf);
+}
+
+/*
+ * The same for readiness mode: a poll armed on A with data pending must not
+ * fire for B.  B arms only RP_OUT-less RP_IN and its peer sends nothing, so
+ * any RP_IN on B is A's.
+ */
+typedef struct pconn {
+    rp_fd_t  *f;
+    int       closed;
+    int       events;
+} pconn_t;
+
+static void
+on_poll(rp_engine_t *e, rp_fd_t *f, void *data, enum rp_event ev, int res)
+{
+    pconn_t  *c = data;
+
+    (void) e;
+    (void) res;
+    if (c == NULL || c->closed || c->f != f || ev != RP_EV_POLL) {
+        cb_bad++;
+        return;
+    }
+    c->events++;
+}
+
+static void
+case_reuse_poll(void)
+{
+    rp_engine_t  *e;
+    pconn_t       a, b;
+    int           lfd = -1, fa = -1, pa = -1, fb = -1, pb = -1, rc, r;
+
+    cb_bad = 0;
+    e = t_engine(64, 0, RP_NO_BUFFERS, 0, on_poll);
+    if (e == NULL) {
+        goto out;
+    }
+    lfd = t_listen();
+    CHECK(lfd >= 0, "listen");
+
+    for (r = 0; r < ROUNDS; r++) {
+        memset(&a, 0, sizeof(a));
+        memset(&b, 0, sizeof(b));
+        CHECK(t_pair(lfd, &fa, &pa) == 0, "pair A");
+        a.f = rp_fd_open(e, fa, &a);
+        CHECK(a.f != NULL, "rp_fd_open A");
+        rc = rp_poll(e, a.f, RP_IN, RP_POLL_MULTISHOT);
+        CHECK(rc == 0, "rp_poll A: %s", strerror(-rc));
+        rc = rp_engine_wait(e, 0);
+        CHECK(rc >= 0, "wait: %s", strerror(-rc));
+        /* Data arrives for A: its poll completion is pending now. */
+        CHECK(send(pa, "x", 1, 0) == 1, "send A");
+        pb = t_connect(lfd);
+        CHECK(pb >= 0, "connect B");
+
+        rp_fd_close(e, a.f, 0);
+        a.closed = 1;
+        close(fa);
+        fb = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        CHECK(fb >= 0, "accept B");
+        if (fb != fa) {
+            CHECK(dup3(fb, fa, O_CLOEXEC) == fa, "dup3");
+            close(fb);
+            fb = fa;
+        }
+        fa = -1;
+        b.f = rp_fd_open(e, fb, &b);
+        CHECK(b.f != NULL, "rp_fd_open B");
+        rc = rp_poll(e, b.f, RP_IN, RP_POLL_MULTISHOT);
+        CHECK(rc == 0, "rp_poll B: %s", strerror(-rc));
+        rc = t_spin(e, 10);
+        CHECK(rc >= 0, "wait: %s", strerror(-rc));
+        CHECK(cb_bad == 0, "round %d: callback for closed handle A", r);
+        CHECK(b.events == 0, "round %d: B got %d poll events though its peer "
+            "sent nothing (A's completion delivered to B)", r, b.events);
+
+        rp_fd_close(e, b.f, 0);
+        b.closed = 1;
+        close(fb);
+        fb = -1;
+        close(pa);
+        pa = -1;
+        close(pb);
+        pb = -1;
+    }
+
+out:
+    if (fa >= 0) {
+        close(fa);
+    }
+    if (fb >= 0) {
+        close(fb);
+    }
+    if (pa >= 0) {
+        close(pa);
+    }
+    if (pb >= 0) {
+        close(pb);
+    }
+    if (lfd >= 0) {
+        close(lfd);
+    }
+    if (e != NULL) {
+        rp_engine_destroy(e);
+    }
+}
+
+int
+main(int argc, char **argv)
+{
+    t_init(argc, argv);
+    t_run("fd-reuse/recv", case_reuse, 60);
+    t_run("fd-reuse/poll", case_reuse_poll, 30);
+    return t_exit_code();
+}

@@ -1,0 +1,383 @@
+/*
+ * Readiness mode: rp_poll().
+ *
+ * Multishot RP_IN fires again for each arrival and stays armed; one-shot
+ * fires once and disarms; re-arming with a new mask replaces the old poll
+ * and drops its late completions; events == 0 disarms; RP_RDHUP reports a
+ * peer's shutdown, RP_ERR/RP_HUP a reset; non-sockets (pipes) work too.
+ */
+
+#include "harness.h"
+
+#define MAX_EV  64
+
+typedef struct conn {
+    rp_fd_t   *f;
+    int        closed;
+    int        n;
+    unsigned   ev[MAX_EV];
+} conn_t;
+
+static int  cb_bad;
+
+static void
+on_event(rp_engine_t *e, rp_fd_t *f, void *data, enum rp_event ev, int res)
+{
+    conn_t  *c = data;
+
+    (void) e;
+    if (c == NULL || c->closed || c->f != f || ev != RP_EV_POLL || res < 0) {
+        cb_bad++;
+        return;
+    }
+    if (c->n < MAX_EV) {
+        c->ev[c->n] = (unsigned) res;
+    }
+    c->n++;
+}
+
+typedef struct fixture {
+    rp_engine_t  *e;
+    conn_t        c;
+    int           lfd, fd, peer;
+} fixture_t;
+
+static int
+setup(fixture_t *x)
+{
+    memset(x, 0, sizeof(*x));
+    x->lfd = x->fd = x->peer = -1;
+    cb_bad = 0;
+    x->e = t_engine(32, 0, RP_NO_BUFFERS, 0, on_event);
+    if (x->e == NULL) {
+        return -1;
+    }
+    x->lfd = t_listen();
+    if (x->lfd < 0 || t_pair(x->lfd, &x->fd, &x->peer) < 0) {
+        t_set(T_FAIL, "loopback pair: %s", strerror(errno));
+        return -1;
+    }
+    x->c.f = rp_fd_open(x->e, x->fd, &x->c);
+    if (x->c.f == NULL) {
+        t_set(T_FAIL, "rp_fd_open: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static void
+teardown(fixture_t *x)
+{
+    if (x->c.f != NULL) {
+        rp_fd_close(x->e, x->c.f, 0);
+        x->c.closed = 1;
+    }
+    if (x->fd >= 0) {
+        close(x->fd);
+    }
+    if (x->peer >= 0) {
+        close(x->peer);
+    }
+    if (x->lfd >= 0) {
+        close(x->lfd);
+    }
+    if (x->e != NULL) {
+        rp_engine_destroy(x->e);
+    }
+}
+
+typedef struct want {
+    conn_t  *c;
+    int      n;
+} want_t;
+
+static int
+more_events(void *arg)
+{
+    want_t  *w = arg;
+
+    return w->c->n >= w->n;
+}
+
+/* Run passes until c has at least n events or ms pass; returns c->n. */
+static int
+until_events(rp_engine_t *e, conn_t *c, int n, int ms)
+{
+    want_t  w = { c, n };
+
+    (void) t_loop(e, more_events, &w, 5, ms);
+    return c->n;
+}
+
+static void
+drain_fd(int fd)
+{
+    char  buf[4096];
+
+    while (recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0) {
+    }
+}
+
+static void
+case_multishot(void)
+{
+    fixture_t  x;
+    int        i, rc;
+
+    if (setup(&x) < 0) {
+        goto out;
+    }
+    rc = rp_poll(x.e, x.c.f, RP_IN, RP_POLL_MULTISHOT);
+    CHECK(rc == 0, "rp_poll: %s", strerror(-rc));
+    CHECK(rp_poll_armed(x.c.f) == RP_IN, "armed 0x%x", rp_poll_armed(x.c.f));
+    rc = t_spin(x.e, 10);
+    CHECK(x.c.n == 0, "%d events before any data", x.c.n);
+
+    for (i = 1; i <= 5; i++) {
+        CHECK(send(x.peer, "x", 1, 0) == 1, "send");
+        CHECK(until_events(x.e, &x.c, i, 1000) >= i, "arrival %d: no RP_IN "
+            "(%d events)", i, x.c.n);
+        CHECK(x.c.ev[i - 1] & RP_IN, "event %d mask 0x%x", i, x.c.ev[i - 1]);
+        drain_fd(x.fd);
+        CHECK(rp_poll_armed(x.c.f) == RP_IN, "multishot poll disarmed "
+            "after firing (0x%x)", rp_poll_armed(x.c.f));
+    }
+    rc = t_spin(x.e, 30);
+    CHECK(x.c.n == 5, "%d events for 5 arrivals (fired without data?)",
+        x.c.n);
+    CHECK(cb_bad == 0, "%d bad callbacks", cb_bad);
+
+out:
+    teardown(&x);
+}
+
+static void
+case_oneshot(void)
+{
+    fixture_t  x;
+    int        rc;
+
+    if (setup(&x) < 0) {
+        goto out;
+    }
+    rc = rp_poll(x.e, x.c.f, RP_IN, RP_POLL_ONESHOT);
+    CHECK(rc == 0, "rp_poll: %s", strerror(-rc));
+    CHECK(send(x.peer, "x", 1, 0) == 1, "send");
+    CHECK(until_events(x.e, &x.c, 1, 1000) == 1, "no RP_IN");
+    CHECK(x.c.ev[0] & RP_IN, "mask 0x%x", x.c.ev[0]);
+    CHECK(rp_poll_armed(x.c.f) == 0, "one-shot poll still armed (0x%x) "
+        "after firing", rp_poll_armed(x.c.f));
+
+    /* Not read, more arrives: a one-shot poll stays quiet. */
+    CHECK(send(x.peer, "y", 1, 0) == 1, "send");
+    rc = t_spin(x.e, 50);
+    CHECK(x.c.n == 1, "one-shot poll fired %d times", x.c.n);
+
+    /* Re-armed (level-triggered use): data is still there, fires again. */
+    rc = rp_poll(x.e, x.c.f, RP_IN, RP_POLL_ONESHOT);
+    CHECK(rc == 0, "rp_poll: %s", strerror(-rc));
+    CHECK(until_events(x.e, &x.c, 2, 1000) == 2, "re-armed one-shot poll "
+        "did not fire for unread data");
+    rc = t_spin(x.e, 20);
+    CHECK(x.c.n == 2, "%d events", x.c.n);
+    CHECK(cb_bad == 0, "%d bad callbacks", cb_bad);
+
+out:
+    teardown(&x);
+}
+
+static void
+case_rearm_mask(void)
+{
+    fixture_t  x;
+    int        rc, i, n0;
+
+    if (setup(&x) < 0) {
+        goto out;
+    }
+    rc = rp_poll(x.e, x.c.f, RP_IN, RP_POLL_MULTISHOT);
+    CHECK(rc == 0, "rp_poll: %s", strerror(-rc));
+    rc = rp_engine_wait(x.e, 0);
+    CHECK(rc >= 0, "wait: %s", strerror(-rc));
+    CHECK(x.c.n == 0, "event before data");
+
+    /* RP_IN becomes ready, and before the host sees it, it switches to
+       RP_OUT: the old poll's completion must not be reported. */
+    CHECK(send(x.peer, "x", 1, 0) == 1, "send");
+    usleep(5000);
+    rc = rp_poll(x.e, x.c.f, RP_OUT, RP_POLL_ONESHOT);
+    CHECK(rc == 0, "rp_poll(RP_OUT): %s", strerror(-rc));
+    CHECK(rp_poll_armed(x.c.f) == RP_OUT, "armed 0x%x after re-arm",
+        rp_poll_armed(x.c.f));
+    CHECK(until_events(x.e, &x.c, 1, 1000) >= 1, "no RP_OUT");
+    rc = t_spin(x.e, 30);
+    for (i = 0; i < x.c.n; i++) {
+        CHECK(!(x.c.ev[i] & RP_IN), "event %d after re-arm to RP_OUT has "
+            "RP_IN (0x%x): the replaced poll's completion leaked", i,
+            x.c.ev[i]);
+    }
+    CHECK(x.c.n == 1 && (x.c.ev[0] & RP_OUT), "%d events, first 0x%x",
+        x.c.n, x.c.ev[0]);
+
+    /* Both bits at once. */
+    n0 = x.c.n;
+    rc = rp_poll(x.e, x.c.f, RP_IN | RP_OUT, RP_POLL_ONESHOT);
+    CHECK(rc == 0, "rp_poll: %s", strerror(-rc));
+    CHECK(until_events(x.e, &x.c, n0 + 1, 1000) == n0 + 1, "no event");
+    CHECK((x.c.ev[n0] & (RP_IN | RP_OUT)) == (RP_IN | RP_OUT), "mask 0x%x, "
+        "want RP_IN|RP_OUT", x.c.ev[n0]);
+    CHECK(cb_bad == 0, "%d bad callbacks", cb_bad);
+
+out:
+    teardown(&x);
+}
+
+static void
+case_disarm(void)
+{
+    fixture_t   x;
+    rp_stats_t  st0, st;
+    int         rc;
+
+    if (setup(&x) < 0) {
+        goto out;
+    }
+    rc = rp_poll(x.e, x.c.f, RP_IN, RP_POLL_MULTISHOT);
+    CHECK(rc == 0, "rp_poll: %s", strerror(-rc));
+    rc = rp_engine_wait(x.e, 0);
+    CHECK(rc >= 0, "wait: %s", strerror(-rc));
+    rp_engine_stats(x.e, &st0);
+
+    rc = rp_poll(x.e, x.c.f, 0, 0);
+    CHECK(rc == 0, "rp_poll(0): %s", strerror(-rc));
+    CHECK(rp_poll_armed(x.c.f) == 0, "armed 0x%x after disarm",
+        rp_poll_armed(x.c.f));
+    CHECK(send(x.peer, "x", 1, 0) == 1, "send");
+    rc = t_spin(x.e, 50);
+    CHECK(x.c.n == 0, "%d events after disarming", x.c.n);
+    rp_engine_stats(x.e, &st);
+    CHECK(st.cancels > st0.cancels, "no cancel submitted for the disarmed "
+        "poll");
+
+    /* Armed again, it sees the data that arrived meanwhile. */
+    rc = rp_poll(x.e, x.c.f, RP_IN, RP_POLL_MULTISHOT);
+    CHECK(rc == 0, "rp_poll: %s", strerror(-rc));
+    CHECK(until_events(x.e, &x.c, 1, 1000) == 1, "no RP_IN after re-arm");
+    CHECK(cb_bad == 0, "%d bad callbacks", cb_bad);
+
+out:
+    teardown(&x);
+}
+
+static void
+case_rdhup(void)
+{
+    fixture_t  x;
+    int        rc, i, seen = 0;
+
+    if (setup(&x) < 0) {
+        goto out;
+    }
+    rc = rp_poll(x.e, x.c.f, RP_IN | RP_RDHUP, RP_POLL_MULTISHOT);
+    CHECK(rc == 0, "rp_poll: %s", strerror(-rc));
+    rc = rp_engine_wait(x.e, 0);
+    CHECK(rc >= 0, "wait: %s", strerror(-rc));
+    shutdown(x.peer, SHUT_WR);
+    CHECK(until_events(x.e, &x.c, 1, 1000) >= 1, "no event for shutdown");
+    for (i = 0; i < x.c.n && i < MAX_EV; i++) {
+        seen |= x.c.ev[i];
+    }
+    CHECK(seen & RP_RDHUP, "peer shut down, events 0x%x lack RP_RDHUP",
+        seen);
+    CHECK(!(seen & RP_OUT), "RP_OUT reported though not asked (0x%x)", seen);
+    CHECK(cb_bad == 0, "%d bad callbacks", cb_bad);
+
+out:
+    teardown(&x);
+}
+
+static void
+case_reset(void)
+{
+    fixture_t      x;
+    struct linger  lg = { 1, 0 };
+    int            rc, i, seen = 0;
+
+    if (setup(&x) < 0) {
+        goto out;
+    }
+    rc = rp_poll(x.e, x.c.f, RP_IN, RP_POLL_MULTISHOT);
+    CHECK(rc == 0, "rp_poll: %s", strerror(-rc));
+    rc = rp_engine_wait(x.e, 0);
+    CHECK(rc >= 0, "wait: %s", strerror(-rc));
+    setsockopt(x.peer, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    close(x.peer);
+    x.peer = -1;
+    CHECK(until_events(x.e, &x.c, 1, 1000) >= 1, "no event for a reset");
+    for (i = 0; i < x.c.n && i < MAX_EV; i++) {
+        seen |= x.c.ev[i];
+    }
+    CHECK(seen & (RP_ERR | RP_HUP), "peer reset, events 0x%x lack "
+        "RP_ERR/RP_HUP", seen);
+    CHECK(cb_bad == 0, "%d bad callbacks", cb_bad);
+
+out:
+    teardown(&x);
+}
+
+static void
+case_pipe(void)
+{
+    rp_engine_t  *e;
+    conn_t        c;
+    int           p[2] = { -1, -1 }, rc;
+
+    memset(&c, 0, sizeof(c));
+    cb_bad = 0;
+    e = t_engine(16, 0, 16, 4096, on_event);
+    if (e == NULL) {
+        goto out;
+    }
+    CHECK(pipe2(p, O_NONBLOCK | O_CLOEXEC) == 0, "pipe");
+    c.f = rp_fd_open(e, p[0], &c);
+    CHECK(c.f != NULL, "rp_fd_open");
+    rc = rp_poll(e, c.f, RP_IN, RP_POLL_MULTISHOT);
+    CHECK(rc == 0, "rp_poll: %s", strerror(-rc));
+    CHECK(write(p[1], "x", 1) == 1, "write");
+    CHECK(until_events(e, &c, 1, 1000) == 1, "no RP_IN on a pipe");
+    close(p[1]);
+    p[1] = -1;
+    CHECK(until_events(e, &c, 2, 1000) >= 2, "no event for the closed "
+        "write end");
+    CHECK(c.ev[1] & RP_HUP, "mask 0x%x lacks RP_HUP", c.ev[1]);
+    CHECK(cb_bad == 0, "%d bad callbacks", cb_bad);
+
+out:
+    if (c.f != NULL) {
+        rp_fd_close(e, c.f, 0);
+        c.closed = 1;
+    }
+    if (p[0] >= 0) {
+        close(p[0]);
+    }
+    if (p[1] >= 0) {
+        close(p[1]);
+    }
+    if (e != NULL) {
+        rp_engine_destroy(e);
+    }
+}
+
+int
+main(int argc, char **argv)
+{
+    t_init(argc, argv);
+    t_run("poll/multishot-in-repeats", case_multishot, 10);
+    t_run("poll/oneshot-fires-once", case_oneshot, 10);
+    t_run("poll/rearm-new-mask-drops-old", case_rearm_mask, 10);
+    t_run("poll/events-0-disarms", case_disarm, 10);
+    t_run("poll/rdhup-on-peer-shutdown", case_rdhup, 10);
+    t_run("poll/err-hup-on-peer-reset", case_reset, 10);
+    t_run("poll/pipe", case_pipe, 10);
+    return t_exit_code();
+}
