@@ -27,9 +27,11 @@
 /*
  * The io_uring backend: readiness through the ringplug engine (core/).
  *
- * add and del only queue changes on libevent's changelist, as kqueue and
- * epoll's changelist mode do; dispatch turns them into poll requests and
- * hands them to the kernel together with the wait, in one io_uring_enter.
+ * add and del queue changes on libevent's changelist, as kqueue and epoll's
+ * changelist mode do; dispatch turns them into poll requests and hands them
+ * to the kernel together with the wait, in one io_uring_enter.  The one
+ * exception is a del that removes an fd's last interest while its poll is
+ * in the kernel: that poll is cancelled at once (see io_uring_del).
  *
  * Level-triggered interest (libevent's default) is a one-shot poll that
  * dispatch arms again after it fired, for as long as the fd stays
@@ -64,6 +66,8 @@
 #include "util-internal.h"
 
 static void *io_uring_init(struct event_base *);
+static int io_uring_del(struct event_base *, evutil_socket_t, short, short,
+    void *);
 static int io_uring_dispatch(struct event_base *, struct timeval *);
 static void io_uring_dealloc(struct event_base *);
 
@@ -71,7 +75,7 @@ const struct eventop io_uringops = {
 	"io_uring",
 	io_uring_init,
 	event_changelist_add_,
-	event_changelist_del_,
+	io_uring_del,
 	io_uring_dispatch,
 	io_uring_dealloc,
 	1, /* need reinit: the ring is shared with the parent after fork */
@@ -111,6 +115,8 @@ struct io_uringop {
 	int narm;
 	evutil_socket_t *ready;
 	int nready;
+
+	int waiting;		/* dispatch is in rp_engine_wait, unlocked */
 };
 
 static void io_uring_event_cb(rp_engine_t *, rp_fd_t *, void *,
@@ -258,6 +264,32 @@ io_uring_apply_one_change(struct io_uringop *iop,
 	st->flags &= ~IO_URING_DEAD;
 	st->flags |= IO_URING_CHANGED;
 	io_uring_queue_arm(iop, st);
+	return (0);
+}
+
+/*
+ * Queue the change like event_changelist_del_, and when the fd's last
+ * interest goes while its poll is still in the kernel, cancel the poll now:
+ * that poll holds a reference on the file, and the host's close() that
+ * usually follows must really close the socket (send FIN) at once, as it
+ * does on epoll, not at the next dispatch.  Not while another thread waits
+ * in dispatch, which owns the engine then; the change waits for it.
+ */
+static int
+io_uring_del(struct event_base *base, evutil_socket_t fd, short old,
+    short events, void *p)
+{
+	struct io_uringop *iop = base->evbase;
+	struct io_uring_fd *st;
+
+	if (event_changelist_del_(base, fd, old, events, p) < 0)
+		return (-1);
+
+	if ((old & ~events & (EV_READ|EV_WRITE|EV_CLOSED)) != 0 ||
+	    iop->waiting || fd >= iop->nfds || !(st = iop->fds[fd]))
+		return (0);
+	if (st->rf && rp_poll_armed(st->rf))
+		io_uring_forget_fd(iop, st);
 	return (0);
 }
 
@@ -434,11 +466,13 @@ io_uring_dispatch(struct event_base *base, struct timeval *tv)
 	event_changelist_remove_all_(&base->changelist, base);
 	io_uring_arm(iop);
 
+	iop->waiting = 1;
 	EVBASE_RELEASE_LOCK(base, th_base_lock);
 
 	res = rp_engine_wait(iop->engine, (int)timeout);
 
 	EVBASE_ACQUIRE_LOCK(base, th_base_lock);
+	iop->waiting = 0;
 
 	io_uring_activate(base, iop);
 

@@ -12,7 +12,9 @@
  *  - EV_ET: an unread byte fires once, a new byte fires again;
  *  - EV_CLOSED: the peer's shutdown(SHUT_WR) fires EV_CLOSED with no read
  *    interest;
- *  - EV_WRITE and a timeout fire; event_del stops an event.
+ *  - EV_WRITE and a timeout fire; event_del stops an event;
+ *  - close means close: event_del and close() of an fd whose poll is armed
+ *    gives the peer EOF at once, before the loop runs again.
  * Prints "ok" and exits 0, or names the failed check and exits 1.
  */
 
@@ -159,6 +161,28 @@ write_and_timeout(struct event_base *base)
     close(sv[1]);
 }
 
+static void
+close_means_close(struct event_base *base)
+{
+    int            sv[2];
+    char           c;
+    struct event  *ev;
+
+    pair(sv);
+    count = 0;
+    ev = event_new(base, sv[1], EV_READ | EV_PERSIST, count_cb, NULL);
+    event_add(ev, NULL);
+    passes(base, 2);
+    event_del(ev);
+    close(sv[1]);
+    CHECK(read(sv[0], &c, 1) == 0, "peer sees no EOF after event_del and "
+          "close (the kernel still holds the socket)");
+    passes(base, 2);
+    CHECK(count == 0, "deleted event fired");
+    event_free(ev);
+    close(sv[0]);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -196,6 +220,7 @@ main(int argc, char **argv)
     edge_triggered(base);
     early_close(base);
     write_and_timeout(base);
+    close_means_close(base);
 
     event_base_free(base);
     printf("ok\n");
