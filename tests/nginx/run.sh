@@ -15,6 +15,15 @@ mkdir -p "$out"
 export RP_RESULTS
 export MODES="${MODES:-epoll io_uring}"
 
+# One run at a time: runs share build/tests-nginx/ and their load would
+# skew each other's timing.
+exec 9> "$out/.lock"
+if ! flock -n 9; then
+    echo "nginx suite: waiting for another run to finish"
+    flock -w 900 9 || { echo "FAIL nginx/lock (another run held" \
+        "build/tests-nginx/.lock for 900 s)" >> "$RP_RESULTS"; exit 1; }
+fi
+
 # c10k holds 10,000 client sockets in the test process itself
 ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null
 

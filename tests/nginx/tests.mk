@@ -7,7 +7,7 @@
 #   make test-nginx MODES=epoll      one mode only
 
 NGINX_TEST_PKGS := nginx libnginx-mod-stream curl wrk nghttp2-client \
-                   openssl perl coreutils
+                   openssl perl coreutils strace
 
 TEST_SUITES  += nginx
 DEPS_TARGETS += nginx-test-deps

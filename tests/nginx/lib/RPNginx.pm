@@ -400,6 +400,41 @@ sub rings_of {
     return @r;
 }
 
+sub holds {
+    my ($pid, $link) = @_;
+    opendir my $dh, "/proc/$pid/fd" or return 0;
+    for my $fd (grep { /^\d+$/ } readdir $dh) {
+        return 1 if (readlink("/proc/$pid/fd/$fd") // '') eq $link;
+    }
+    return 0;
+}
+
+# Count the system calls the workers make while $code runs (strace -c);
+# returns { name => calls }, or undef when strace could not attach.
+sub syscalls {
+    my ($s, $code) = @_;
+    my @w = $s->workers;
+    my $out = "$s->{dir}/strace.out";
+    unlink $out;
+    my $st = RPNginx::spawn_cmd(60, "$out.log", 'strace', '-c', '-f',
+        (map { ('-p', $_) } @w), '-o', $out);
+    RPNginx::wait_until(5, sub {
+        !grep { !(RPNginx::slurp("/proc/$_/status") =~ /^TracerPid:\s+[1-9]/m) } @w });
+    $code->();
+    # strace runs under timeout(1), which passes SIGINT on
+    kill 'INT', $st;
+    RPNginx::wait_cmd($st);
+    my $text = RPNginx::slurp($out);
+    return undef unless $text =~ /total/;
+    my %n;
+    for (split /\n/, $text) {
+        # % time  seconds  usecs/call  calls  [errors]  syscall
+        $n{$2} = $1 if /^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(\w+)\s*$/;
+    }
+    delete $n{total};
+    return \%n;
+}
+
 sub ring_tails {
     my ($s) = @_;
     my %t;
@@ -420,11 +455,15 @@ sub check_ring {
     my @w = $s->workers;
     ok(@w > 0, "workers running") or return;
     $s->{seen_workers}{$_} = 1 for @w;
+    my @epoll = grep { holds($_, 'anon_inode:[eventpoll]') } @w;
     if (!$s->{m}{ring}) {
         my @with = grep { rings_of($_) } @w;
         is("@with", '', "no worker holds an io_uring instance in $s->{mode} mode");
+        is(scalar @epoll, scalar @w, 'every worker holds an epoll instance');
         return;
     }
+    # a worker that quietly went back to epoll would hold one
+    is("@epoll", '', "no worker holds an epoll instance in $s->{mode} mode");
     my $after = $s->ring_tails;
     my $moved = 0;
     for my $w (@w) {

@@ -62,6 +62,24 @@ EOF2
             for 1 .. 4;
         unlink map { "$dir/p$_" } 1 .. 4;
 
+        # what the worker asks the kernel for while it serves: io_uring_enter
+        # and no epoll_wait in a ring mode, the reverse in epoll mode
+        my $n = $ng->syscalls(sub {
+            curl('--parallel', (map { ("$base/1m", '-o', '/dev/null') } 1 .. 20));
+        });
+        ok($n, 'strace attached to the workers')
+            or diag(RPNginx::slurp("$dir/strace.out.log"));
+        $n ||= {};
+        if (mode_info($mode)->{ring}) {
+            cmp_ok($n->{io_uring_enter} // 0, '>', 0, 'worker calls io_uring_enter');
+            is($n->{epoll_wait} // 0, 0, 'worker never calls epoll_wait');
+        } else {
+            cmp_ok($n->{epoll_wait} // 0, '>', 0, 'worker calls epoll_wait');
+            is($n->{io_uring_enter} // 0, 0, 'worker never calls io_uring_enter');
+        }
+        my @top = (sort { $n->{$b} <=> $n->{$a} } keys %$n)[0 .. 7];
+        diag("$case [$mode] worker syscalls for 20 x 1 MiB: "
+            . join ', ', map { "$_ $n->{$_}" } grep { defined } @top);
         $ng->stop;
     });
 }
