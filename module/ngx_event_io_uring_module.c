@@ -907,6 +907,13 @@ ngx_io_uring_open(ngx_connection_t *c, ngx_log_t *log)
                        "io_uring: fd:%d reused, dropping stale %p",
                        c->fd, fe->conn);
 
+        /*
+         * the close cancels by descriptor, which now names the new file:
+         * cancel the old poll by itself first
+         */
+
+        (void) rp_poll(engine, fe->rf, 0, RP_POLL_ONESHOT);
+
         ngx_io_uring_close(fe);
     }
 
