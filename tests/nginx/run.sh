@@ -38,7 +38,7 @@ start=$(date +%s)
 status=0
 for f in $files; do
     before=$(grep -c '^FAIL ' "$RP_RESULTS" 2>/dev/null || true)
-    timeout -k 10 600 prove -v "$f" > "$out/prove.one" 2>&1
+    timeout -k 10 600 prove -v "$f" > "$out/prove.one" 2>&1 9>&-
     rc=$?
     cat "$out/prove.one" >> "$out/prove.log"
     # the case lines, diagnostics and failures; not every passing assertion

@@ -127,8 +127,22 @@ sub rp_case {
     }
 }
 
+sub children_of {
+    my ($ppid) = @_;
+    my @c;
+    opendir my $dh, '/proc' or return;
+    for my $p (grep { /^\d+$/ } readdir $dh) {
+        my $st = slurp("/proc/$p/stat");
+        push @c, $p if $st =~ /\)\s+\S+\s+(\d+)/ && $1 == $ppid;
+    }
+    return @c;
+}
+
+# Kill what a case left running; an nginx master's workers first, as they
+# outlive a killed master.
 sub kill_all {
     for my $pid (keys %live) {
+        kill 'KILL', children_of($pid) if $live{$pid} eq 'nginx';
         kill 'KILL', $pid;
         waitpid $pid, 0;
         delete $live{$pid};
