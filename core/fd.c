@@ -98,6 +98,16 @@ rp_notify(rp_engine_t *e, rp_fd_t *f, enum rp_event ev, int res)
     f->refs--;
 }
 
+static void
+rp_rearm_later(rp_engine_t *e, rp_fd_t *f)
+{
+    if (!f->on_rearm) {
+        f->on_rearm = 1;
+        f->rearm_next = e->rearm;
+        e->rearm = f;
+    }
+}
+
 /* Return every queued receive buffer to the ring. */
 static void
 rp_rq_drop(rp_engine_t *e, rp_fd_t *f)
@@ -177,7 +187,13 @@ rp_fd_close(rp_engine_t *e, rp_fd_t *f, unsigned flags)
     }
 
     if (io_uring_sq_ready(&e->ring) > 0) {
-        (void) rp_submit_now(e);
+        /*
+         * Submit and run task work in one enter: with DEFER_TASKRUN the
+         * cancelled requests drop their file references only then, and
+         * the host's close() that follows must be the last reference.
+         */
+        e->st.enters++;
+        (void) io_uring_submit_and_get_events(&e->ring);
     }
 
     rp_fd_maybe_free(e, f);
@@ -191,7 +207,7 @@ static void
 rp_fd_maybe_free(rp_engine_t *e, rp_fd_t *f)
 {
     if (!f->closed || f->refs > 0 || f->flushing || f->starved
-        || f->send_dirty)
+        || f->send_dirty || f->on_rearm)
     {
         return;
     }
@@ -212,10 +228,12 @@ rp_poll(rp_engine_t *e, rp_fd_t *f, unsigned events, unsigned flags)
         return -EBADF;
     }
 
-    if (f->poll_op != NULL) {
+    if (f->poll_op != NULL || f->rearm_poll) {
         if (f->poll_mask == events && f->poll_flags == flags) {
             return 0;
         }
+    }
+    if (f->poll_op != NULL) {
         /* Its late completions are dropped: it is no longer current. */
         rp_cancel_op(e, f->poll_op);
         f->poll_op = NULL;
@@ -223,6 +241,7 @@ rp_poll(rp_engine_t *e, rp_fd_t *f, unsigned events, unsigned flags)
 
     f->poll_mask = events;
     f->poll_flags = flags;
+    f->rearm_poll = 0;
     if (events == 0) {
         return 0;
     }
@@ -246,7 +265,7 @@ rp_poll(rp_engine_t *e, rp_fd_t *f, unsigned events, unsigned flags)
 RP_EXPORT unsigned
 rp_poll_armed(const rp_fd_t *f)
 {
-    return f->poll_op != NULL ? f->poll_mask : 0;
+    return (f->poll_op != NULL || f->rearm_poll) ? f->poll_mask : 0;
 }
 
 static void
@@ -264,12 +283,14 @@ rp_poll_done(rp_engine_t *e, rp_fd_t *f, rp_op_t *op, int res, bool more)
     }
 
     /*
-     * A multishot poll can end on its own (an overflowing CQ): re-arm it,
-     * the host asked for it to stay armed.
+     * A multishot poll can end on its own (an overflowing CQ): the host asked
+     * for it to stay armed, so re-arm it when the next pass is prepared, not
+     * from here, where a still-ready fd would complete again at once while
+     * this very reap runs.
      */
     if (!more && (f->poll_flags & RP_POLL_MULTISHOT) && res >= 0) {
-        f->poll_op = NULL;
-        (void) rp_poll(e, f, f->poll_mask, f->poll_flags);
+        f->rearm_poll = 1;
+        rp_rearm_later(e, f);
     }
 
     rp_notify(e, f, RP_EV_POLL, res);
@@ -309,7 +330,7 @@ rp_recv_start(rp_engine_t *e, rp_fd_t *f, size_t max_queued)
     f->rq_max = max_queued;
     f->recv_want = 1;
     if (f->recv_op != NULL || f->recv_status != 0 || f->starved
-        || f->recv_paused)
+        || f->recv_paused || f->rearm_recv)
     {
         return 0;
     }
@@ -342,7 +363,7 @@ rp_recv_status(const rp_fd_t *f)
 RP_EXPORT int
 rp_recv_armed(const rp_fd_t *f)
 {
-    return f->recv_op != NULL;
+    return f->recv_op != NULL || f->rearm_recv;
 }
 
 static void
@@ -419,8 +440,8 @@ rp_recv_done(rp_engine_t *e, rp_fd_t *f, rp_op_t *op, int res,
 
     } else if (armed && !more && f->recv_want && !f->recv_paused) {
         /* the kernel ended the multishot receive; keep receiving */
-        e->st.rearms++;
-        (void) rp_recv_arm(e, f);
+        f->rearm_recv = 1;
+        rp_rearm_later(e, f);
     }
 
     /* Too much unread: stop receiving until the host catches up. */
@@ -450,8 +471,39 @@ rp_recv_resume(rp_engine_t *e, rp_fd_t *f)
     }
 }
 
-void
-rp_fd_rearm_starved(rp_engine_t *e)
+/* Re-arm the multishot requests the kernel ended on its own. */
+static void
+rp_rearm_ended(rp_engine_t *e)
+{
+    rp_fd_t  *f, *next;
+
+    f = e->rearm;
+    e->rearm = NULL;
+    for ( /* void */ ; f != NULL; f = next) {
+        next = f->rearm_next;
+        f->rearm_next = NULL;
+        f->on_rearm = 0;
+        if (!f->closed) {
+            if (f->rearm_poll && f->poll_op == NULL && f->poll_mask != 0) {
+                e->st.rearms++;
+                f->rearm_poll = 0;
+                (void) rp_poll(e, f, f->poll_mask, f->poll_flags);
+            }
+            if (f->rearm_recv && f->recv_op == NULL && f->recv_want
+                && !f->recv_paused && !f->starved && f->recv_status == 0)
+            {
+                e->st.rearms++;
+                (void) rp_recv_arm(e, f);
+            }
+        }
+        f->rearm_poll = 0;
+        f->rearm_recv = 0;
+        rp_fd_maybe_free(e, f);
+    }
+}
+
+static void
+rp_rearm_starved(rp_engine_t *e)
 {
     rp_fd_t   *f, *next;
     unsigned   threshold;
@@ -486,6 +538,20 @@ rp_fd_rearm_starved(rp_engine_t *e)
         }
         rp_fd_maybe_free(e, f);
     }
+}
+
+static void rp_submit_sends(rp_engine_t *e);
+
+/*
+ * Before a pass's submit: re-arm what the kernel ended, what ran out of
+ * buffers, and prepare one send for every fd written to in the pass.
+ */
+void
+rp_fd_prepare(rp_engine_t *e)
+{
+    rp_rearm_ended(e);
+    rp_rearm_starved(e);
+    rp_submit_sends(e);
 }
 
 static void
@@ -774,8 +840,8 @@ rp_send_arm(rp_engine_t *e, rp_fd_t *f)
     f->send_op = op;
 }
 
-void
-rp_fd_submit_sends(rp_engine_t *e)
+static void
+rp_submit_sends(rp_engine_t *e)
 {
     rp_fd_t  *f, *next;
 
@@ -905,4 +971,5 @@ rp_fd_drop_all(rp_engine_t *e, bool call_done)
     e->fds = NULL;
     e->starved = NULL;
     e->dirty = NULL;
+    e->rearm = NULL;
 }

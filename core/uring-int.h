@@ -68,6 +68,9 @@ struct rp_fd {
     unsigned        recv_paused:1;
     unsigned        starved:1;   /* on the ENOBUFS re-arm list */
     unsigned        send_dirty:1;/* on the to-send list */
+    unsigned        rearm_poll:1;/* multishot poll ended by the kernel */
+    unsigned        rearm_recv:1;/* multishot receive ended by the kernel */
+    unsigned        on_rearm:1;  /* on the re-arm list */
 
     /* readiness */
     rp_op_t        *poll_op;
@@ -97,6 +100,7 @@ struct rp_fd {
     rp_fd_t        *next;
     rp_fd_t        *starve_next;
     rp_fd_t        *dirty_next;
+    rp_fd_t        *rearm_next;
 };
 
 typedef struct rp_bufmeta {
@@ -134,6 +138,7 @@ struct rp_engine {
     rp_fd_t        *fds;         /* every fd not yet freed */
     rp_fd_t        *starved;     /* receives stopped by ENOBUFS */
     rp_fd_t        *dirty;       /* fds with bytes to send, none in flight */
+    rp_fd_t        *rearm;       /* multishot ops the kernel ended */
     uint32_t        next_gen;
     unsigned        ops_live;    /* ops the kernel has not finished */
 
@@ -159,8 +164,7 @@ rp_buf_addr(rp_engine_t *e, uint32_t bid)
 
 /* fd.c */
 void rp_fd_complete(rp_engine_t *e, rp_op_t *op, int res, unsigned flags);
-void rp_fd_rearm_starved(rp_engine_t *e);
-void rp_fd_submit_sends(rp_engine_t *e);
+void rp_fd_prepare(rp_engine_t *e);
 void rp_fd_drop_all(rp_engine_t *e, bool call_done);
 
 #endif /* RP_URING_INT_H */

@@ -514,19 +514,28 @@ rp_reap(rp_engine_t *e, int *handled)
         int32_t   res;
         uint32_t  flags;
     }                     batch[RP_REAP_BATCH];
-    unsigned              n, i;
+    unsigned              n, i, budget;
 
-    for ( ;; ) {
-        n = io_uring_peek_batch_cqe(&e->ring, cqes, RP_REAP_BATCH);
-        if (n == 0) {
-            if (!io_uring_cq_has_overflow(&e->ring)) {
-                return;
-            }
-            /* Completions wait in the kernel's overflow list: fetch them. */
+    /*
+     * A bounded reap: completions that callbacks cause while it runs are
+     * left for the next pass, so a busy fd cannot keep the loop here.
+     */
+    budget = e->ring.cq.ring_entries * 2;
+
+    while (budget > 0) {
+        /*
+         * Completions that did not fit wait in the kernel's overflow list
+         * (NODROP); peek_batch fetches them with an enter of its own.
+         */
+        if (io_uring_cq_has_overflow(&e->ring)) {
             e->st.cq_overflow++;
             e->st.enters++;
-            (void) io_uring_get_events(&e->ring);
-            continue;
+        }
+        n = io_uring_peek_batch_cqe(&e->ring, cqes,
+                                    budget < RP_REAP_BATCH ? budget
+                                                           : RP_REAP_BATCH);
+        if (n == 0) {
+            return;
         }
 
         /*
@@ -541,6 +550,7 @@ rp_reap(rp_engine_t *e, int *handled)
         io_uring_cq_advance(&e->ring, n);
         e->st.cqes += n;
         *handled += (int) n;
+        budget -= n;
 
         for (i = 0; i < n; i++) {
             if (batch[i].ud == RP_UD_CANCEL || batch[i].ud == 0) {
@@ -568,8 +578,7 @@ rp_engine_wait_us(rp_engine_t *e, long long timeout_us)
 
     e->st.waits++;
 
-    rp_fd_rearm_starved(e);
-    rp_fd_submit_sends(e);
+    rp_fd_prepare(e);
 
     /*
      * One system call: submit what the pass queued and wait, with the
@@ -606,8 +615,7 @@ rp_engine_wait_us(rp_engine_t *e, long long timeout_us)
 RP_EXPORT int
 rp_engine_flush(rp_engine_t *e)
 {
-    rp_fd_rearm_starved(e);
-    rp_fd_submit_sends(e);
+    rp_fd_prepare(e);
     if (io_uring_sq_ready(&e->ring) == 0) {
         return 0;
     }
