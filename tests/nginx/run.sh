@@ -11,7 +11,10 @@ cd "$(dirname "$0")/../.." || exit 1
 top=$(pwd)
 out=$top/build/tests-nginx
 mkdir -p "$out"
-: "${RP_RESULTS:=$out/results}"
+if [ -z "${RP_RESULTS:-}" ]; then
+    RP_RESULTS=$out/results
+    : > "$RP_RESULTS"
+fi
 export RP_RESULTS
 export MODES="${MODES:-epoll io_uring}"
 

@@ -531,11 +531,13 @@ sub stop {
     }
     delete $live{$pid};
     ok($done, "nginx exited on QUIT within ${limit}s");
-    $s->check_log;
+    $s->check_log(%o);
 }
 
+# $o{errors}: a pattern for the [error] lines the case provokes on purpose;
+# any other [error] line fails it.
 sub check_log {
-    my ($s) = @_;
+    my ($s, %o) = @_;
     my $log = RPNginx::slurp($s->log_file);
     # paths under the case directory name the mode; keep them out of the
     # io_uring matches below
@@ -543,6 +545,10 @@ sub check_log {
     my @bad = grep { /\[(alert|crit|emerg)\]|exited on signal/ } split /\n/, $log;
     ok(!@bad, 'error log: no alert/crit/emerg, no worker died')
         or diag(join "\n", @bad[0 .. ($#bad < 19 ? $#bad : 19)]);
+    my $allowed = $o{errors} || qr/(?!)/;
+    my @err = grep { /\[error\]/ && !/$allowed/ } split /\n/, $log;
+    ok(!@err, 'error log: no unexpected [error]')
+        or diag(join "\n", @err[0 .. ($#err < 9 ? $#err : 9)]);
     my $m = $s->{m};
     return unless $m->{ring};
     my @warn = grep { /\[warn\].*io_uring/i } split /\n/, $log;

@@ -98,4 +98,47 @@ EOF2
     $ng->stop;
 });
 
+# A client that leaves while nginx waits for a slow upstream: nginx watches
+# the client connection (ngx_http_upstream_check_broken_connection) and ends
+# the request with 499 at once, not when the upstream answers 3 s later.
+rp_case('client-abort-proxied', sub {
+    my ($mode, $dir) = @_;
+    my ($up) = hash_upstream(delay => 3);
+    my $ng = nginx_start($mode, $dir, http => <<"EOF2");
+    log_format ab '\$request_uri \$status \$request_time';
+    server {
+        listen 127.0.0.1:%%PORT_http%%;
+        access_log %%DIR%%/ab.log ab;
+        location / {
+            proxy_pass http://127.0.0.1:$up;
+        }
+    }
+EOF2
+    my $port = $ng->port('http');
+    my @c;
+    for my $style (qw(fin reset fin2)) {
+        my $c = raw_connect($port);
+        print $c "GET /$style HTTP/1.1\r\nHost: t\r\n\r\n";
+        push @c, [$style, $c];
+    }
+    sleep 0.5;
+    my $t0 = time;
+    for (@c) {
+        linger_reset($_->[1]) if $_->[0] eq 'reset';
+        close $_->[1];
+    }
+    my $all = sub {
+        my $l = RPNginx::slurp("$dir/ab.log");
+        return !grep { $l !~ m{^/\Q$_->[0]\E }m } @c;
+    };
+    ok(wait_until(2.2, $all), 'every abandoned request ended within 2.2 s')
+        or diag('after ' . (time - $t0) . " s:\n" . RPNginx::slurp("$dir/ab.log"));
+    wait_until(5, $all);
+    my $l = RPNginx::slurp("$dir/ab.log");
+    for (@c) {
+        like($l, qr{^/$_->[0] 499 }m, "$_->[0]: logged 499 (client closed)");
+    }
+    $ng->stop;
+});
+
 done_testing;

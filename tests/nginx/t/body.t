@@ -29,6 +29,10 @@ sub start {
         location /up {
             proxy_pass http://127.0.0.1:$up;
         }
+        location /small {
+            client_max_body_size 1k;
+            proxy_pass http://127.0.0.1:$up;
+        }
         location /stream {
             proxy_pass http://127.0.0.1:$up;
             proxy_http_version 1.1;
@@ -140,6 +144,40 @@ rp_case('body-slow', sub {
         close $c;
     }
     $ng->stop;
+});
+
+# A body over client_max_body_size: 413, and nginx keeps reading (lingering
+# close) so the client can finish sending without a reset and read the 413.
+rp_case('body-reject', sub {
+    my ($mode, $dir) = @_;
+    my $ng = start($mode, $dir);
+    my $port = $ng->port('http');
+    local $SIG{PIPE} = 'IGNORE';
+    open my $fh, '<:raw', "$data/8m" or die;
+    read $fh, my $src, 8 << 20;
+    for my $i (1 .. 3) {
+        my $c = raw_connect($port);
+        my $req = "POST /small HTTP/1.1\r\nHost: t\r\n"
+            . "Content-Length: " . length($src) . "\r\n\r\n$src";
+        my ($off, $err) = (0, '');
+        while ($off < length $req) {
+            my $n = syswrite($c, $req, 262144, $off);
+            if (!defined $n) { $err = "$!"; last }
+            $off += $n;
+        }
+        is($err, '', "413 #$i: the whole 8 MiB body could be sent");
+        my $buf = '';
+        my $r = read_response($c, \$buf, 20);
+        is($r && $r->{status}, 413, "413 #$i: response is 413");
+        my $eof = sysread($c, my $x, 1);
+        ok(defined $eof && $eof == 0, "413 #$i: then a clean EOF");
+        close $c;
+    }
+    my ($rc, $out) = curl('-H', 'Expect:', '--data-binary', "\@$data/8m",
+        '-w', '%{http_code}', "http://127.0.0.1:$port/small");
+    like($out, qr/413$/, 'curl: 413');
+    is($rc, 0, 'curl: no transfer error');
+    $ng->stop(errors => qr/client intended to send too large body/);
 });
 
 done_testing;

@@ -55,6 +55,7 @@ for my $sendfile (qw(on off)) {
         my ($mode, $dir) = @_;
         my $ng = nginx_start($mode, $dir, http => <<"EOF2");
     sendfile $sendfile;
+    large_client_header_buffers 4 8k;
     server {
         listen 127.0.0.1:%%PORT_http%%;
         root $data;
@@ -70,6 +71,18 @@ EOF2
         my $c = raw_connect($port);
         syswrite($c, $all) == length $all or die "short write";
         check_all($c, \@reqs, 'one write');
+        close $c;
+
+        # requests with headers larger than client_header_buffer_size (1k),
+        # so nginx moves them into large buffers mid-read
+        my @big = map {
+            my $i = $_;
+            ["/echo/$i", "echo $i\n", 'X-Big: ' . ('v' x (500 + 700 * ($i % 10))) . "\r\n"]
+        } 0 .. 39;
+        my $bigall = join '', map { "GET $_->[0] HTTP/1.1\r\nHost: t\r\n$_->[2]\r\n" } @big;
+        $c = raw_connect($port);
+        syswrite($c, $bigall) == length $bigall or die "short write";
+        check_all($c, \@big, 'large headers');
         close $c;
 
         # the same bytes in pieces of 1..97 bytes, so requests straddle reads

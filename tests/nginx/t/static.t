@@ -49,6 +49,11 @@ EOF2
         read $fh, my $want, 5000000;
         is($h, data_sha256($want), 'range: sha256 of 1000000-5999999');
 
+        # a client reading at 16 MB/s: nginx waits for room in the socket
+        # buffer again and again
+        ($code, $h) = curl_fetch("$base/20m", "$dir/out", '--limit-rate', '16M');
+        is($h, $sha{'20m'}, 'slow reader: 20 MiB sha256');
+
         my ($rc, $head) = curl('-I', "$base/1m");
         like($head, qr/^HTTP\/1\.1 200/m, 'HEAD: status');
         like($head, qr/^Content-Length: 1048576\r?$/mi, 'HEAD: length');

@@ -78,6 +78,12 @@ for my $h2 (0, 1) {
         like($out, qr/^length=@{[20 << 20]} sha256=$sha{'20m'} /,
             '20 MiB upload over TLS arrived byte-exact');
 
+        # nginx sniffs the first byte with MSG_PEEK to tell TLS from HTTP
+        (my $plain = $base) =~ s/^https/http/;
+        ($rc, $out) = curl('-w', '\n%{http_code}', "$plain/1k");
+        like($out, qr/plain HTTP request was sent to HTTPS port.*\n400$/s,
+            'plain HTTP on the TLS port: 400 with nginx\'s page');
+
         if ($h2) {
             ($rc, $out) = run_cmd(60, 'h2load', '-n', '2000', '-c', '4',
                 '-m', '16', '-t', '1', "$base/1k");

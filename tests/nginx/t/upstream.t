@@ -1,6 +1,9 @@
 #!/usr/bin/perl
 # proxy_pass to an upstream (a second server block of the same nginx) with
 # keepalive: every answer right, and the upstream sees few connections.
+# When the upstream closes its idle kept-alive connections, nginx notices
+# (the keepalive close handler) and never sends a request into a dead one;
+# a refused connect gives 502.
 
 use strict;
 use warnings;
@@ -9,6 +12,7 @@ use lib "$FindBin::Bin/../lib";
 use RPNginx;
 use Test::More;
 use File::Path qw(make_path);
+use Time::HiRes qw(sleep);
 
 my $data = "$BUILD/data/upstream";
 make_path($data);
@@ -17,6 +21,7 @@ my $big_sha = file_sha256("$data/big");
 
 rp_case('upstream-keepalive', sub {
     my ($mode, $dir) = @_;
+    my $dead = RPNginx::free_port('tcp');
     my $ng = nginx_start($mode, $dir, http => <<"EOF2");
     log_format conn '\$connection \$connection_requests \$request_uri \$status';
     upstream back {
@@ -30,11 +35,15 @@ rp_case('upstream-keepalive', sub {
             proxy_http_version 1.1;
             proxy_set_header Connection "";
         }
+        location /dead {
+            proxy_pass http://127.0.0.1:$dead;
+        }
     }
     server {
         listen 127.0.0.1:%%PORT_back%%;
         access_log %%DIR%%/back.log conn;
         keepalive_requests 10000;
+        keepalive_timeout 1s;
         location /k/ {
             return 200 "back \$request_uri\\n";
         }
@@ -88,7 +97,26 @@ EOF2
         or diag(scalar(keys %conns) . ' connections');
     my $reused = grep { (split ' ')[1] > 1 } @lines;
     cmp_ok($reused, '>=', 650, 'most upstream requests on a reused connection');
-    $ng->stop;
+
+    # the upstream drops its idle connections after 1 s; nginx must have
+    # closed its cached ends by then, so nothing goes into a dead one
+    # (that would log "upstream prematurely closed connection")
+    sleep 2.5;
+    $c = raw_connect($port);
+    $buf = '';
+    $good = 0;
+    for my $i (1 .. 50) {
+        print $c "GET /k/after$i HTTP/1.1\r\nHost: t\r\n\r\n";
+        my $r = read_response($c, \$buf, 20);
+        last unless $r && $r->{status} == 200 && $r->{body} eq "back /k/after$i\n";
+        $good++;
+    }
+    is($good, 50, 'after the upstream closed its idle connections: 50 answered');
+    close $c;
+
+    my $r = raw_request($port, "GET /dead HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", 10);
+    is($r && $r->{status}, 502, 'refused upstream connect: 502');
+    $ng->stop(errors => qr/connect\(\) failed \(111: Connection refused\)/);
 });
 
 done_testing;
