@@ -54,6 +54,15 @@ EOF2
     }
     unlink map { "$dir/p$_" } 0 .. $#names;
 
+    # clients that give up mid-download (connection closed with streams
+    # open), then the next ones are served byte-exact
+    ($rc, $out) = curl(@h2, '--parallel', '--parallel-immediate',
+        '--limit-rate', '4M', '--max-time', '1',
+        (map { ("$base/20m", '-o', '/dev/null') } 1 .. 4));
+    isnt($rc, 0, 'aborting clients did stop early');
+    ($rc, $out) = curl(@h2, '-o', "$dir/out", "$base/20m");
+    is(file_sha256("$dir/out"), $sha{'20m'}, 'after the aborts: 20m sha256');
+
     ($rc, $out) = curl(@h2, '--data-binary', "\@$data/20m", "$base/up");
     like($out, qr/^length=@{[20 << 20]} sha256=$sha{'20m'} /,
         '20 MiB upload over HTTP/2 arrived byte-exact');

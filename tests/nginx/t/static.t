@@ -1,6 +1,7 @@
 #!/usr/bin/perl
-# Static files, byte-exact (sha256), with sendfile on and off: empty, 1 KiB,
-# 1 MiB and 20 MiB files, a HEAD, a range, and parallel large fetches.
+# Static files, byte-exact (sha256), with sendfile on and off, and with aio
+# threads: empty, 1 KiB, 1 MiB, 3 MiB+ and 20 MiB files, a slow reader, a
+# range, a HEAD, and parallel large fetches.
 
 use strict;
 use warnings;
@@ -21,12 +22,21 @@ for my $n (keys %size) {
     $sha{$n} = file_sha256("$data/$n");
 }
 
-for my $sendfile (qw(on off)) {
-    my $case = $sendfile eq 'on' ? 'static-sendfile' : 'static-nosendfile';
+# aio threads reads in a thread pool and wakes the worker through the event
+# method's notify (an eventfd)
+my @variants = (
+    ['static-sendfile', 'sendfile on;'],
+    ['static-nosendfile', 'sendfile off;'],
+    ['static-aio-threads', 'sendfile off; aio threads;'],
+    ['static-sendfile-aio-threads', 'sendfile on; aio threads;'],
+);
+
+for my $v (@variants) {
+    my ($case, $directives) = @$v;
     rp_case($case, sub {
         my ($mode, $dir) = @_;
         my $ng = nginx_start($mode, $dir, workers => 2, http => <<"EOF2");
-    sendfile $sendfile;
+    $directives
     tcp_nopush on;
     server {
         listen 127.0.0.1:%%PORT_http%%;
