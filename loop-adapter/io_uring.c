@@ -116,7 +116,7 @@ struct io_uringop {
 	evutil_socket_t *ready;
 	int nready;
 
-	int waiting;		/* dispatch is in rp_engine_wait, unlocked */
+	int waiting;		/* dispatch is in rp_engine_wait_us, unlocked */
 };
 
 static void io_uring_event_cb(rp_engine_t *, rp_fd_t *, void *,
@@ -193,14 +193,15 @@ io_uring_queue_arm(struct io_uringop *iop, struct io_uring_fd *st)
 	iop->arm[iop->narm++] = st->fd;
 }
 
+/* Cancel st's poll by its request, not by fd number: the host may have
+ * closed the fd already, or opened another file under its number. */
 static void
-io_uring_forget_fd(struct io_uringop *iop, struct io_uring_fd *st)
+io_uring_disarm(struct io_uringop *iop, struct io_uring_fd *st)
 {
-	if (st->rf)
-		rp_fd_close(iop->engine, st->rf, 0);
-	iop->fds[st->fd] = NULL;
-	mm_free(st);
+	if (st->rf && rp_poll_armed(st->rf))
+		rp_poll(iop->engine, st->rf, 0, 0);
 }
+
 
 /* Apply one changelist entry to our fd table.  The kernel hears of it when
  * the fd is armed. */
@@ -242,9 +243,15 @@ io_uring_apply_one_change(struct io_uringop *iop,
 	event_debug(("%s: fd %d: events 0x%x -> 0x%x%s", __func__,
 		(int)ch->fd, ch->old_events, events, et ? " (ET)" : ""));
 
+	/* An fd without interest keeps its entry and engine handle, only its
+	 * poll goes: closing the handle would cancel by fd number, a walk of
+	 * every request in the ring. */
 	if (events == 0) {
-		if (st)
-			io_uring_forget_fd(iop, st);
+		if (st) {
+			io_uring_disarm(iop, st);
+			st->events = 0;
+			st->flags &= ~(IO_URING_CHANGED|IO_URING_DEAD);
+		}
 		return (0);
 	}
 
@@ -259,8 +266,6 @@ io_uring_apply_one_change(struct io_uringop *iop,
 	}
 
 	st->events = events | (et ? EV_ET : 0);
-	/* A new poll even if the mask is the same: the fd may have been
-	 * closed and its number reused since the old poll was armed. */
 	st->flags &= ~IO_URING_DEAD;
 	st->flags |= IO_URING_CHANGED;
 	io_uring_queue_arm(iop, st);
@@ -273,7 +278,9 @@ io_uring_apply_one_change(struct io_uringop *iop,
  * that poll holds a reference on the file, and the host's close() that
  * usually follows must really close the socket (send FIN) at once, as it
  * does on epoll, not at the next dispatch.  Not while another thread waits
- * in dispatch, which owns the engine then; the change waits for it.
+ * in dispatch, which owns the engine then; the change waits for it.  Not in
+ * a child after fork either: the ring is the parent's (event_base_free
+ * deletes every event before dealloc).
  */
 static int
 io_uring_del(struct event_base *base, evutil_socket_t fd, short old,
@@ -288,8 +295,10 @@ io_uring_del(struct event_base *base, evutil_socket_t fd, short old,
 	if ((old & ~events & (EV_READ|EV_WRITE|EV_CLOSED)) != 0 ||
 	    iop->waiting || fd >= iop->nfds || !(st = iop->fds[fd]))
 		return (0);
-	if (st->rf && rp_poll_armed(st->rf))
-		io_uring_forget_fd(iop, st);
+	if (st->rf && rp_poll_armed(st->rf) && iop->pid == getpid()) {
+		io_uring_disarm(iop, st);
+		rp_engine_flush(iop->engine);
+	}
 	return (0);
 }
 
@@ -339,7 +348,7 @@ io_uring_arm(struct io_uringop *iop)
 		if (!st)
 			continue;
 		st->flags &= ~IO_URING_QUEUED_ARM;
-		if (st->flags & IO_URING_DEAD)
+		if (st->events == 0 || (st->flags & IO_URING_DEAD))
 			continue;
 
 		mask = io_uring_mask(st->events);
@@ -354,10 +363,15 @@ io_uring_arm(struct io_uringop *iop)
 				continue;
 			}
 		}
-		if (!(st->flags & IO_URING_CHANGED) &&
-		    rp_poll_armed(st->rf) == mask)
+		if (st->flags & IO_URING_CHANGED) {
+			/* A new request even for the same mask: the fd
+			 * may have been closed and its number reused since
+			 * the old poll went in. */
+			io_uring_disarm(iop, st);
+			st->flags &= ~IO_URING_CHANGED;
+		} else if (rp_poll_armed(st->rf) == mask) {
 			continue;
-		st->flags &= ~IO_URING_CHANGED;
+		}
 
 		res = rp_poll(iop->engine, st->rf, mask, flags);
 		if (res < 0) {
@@ -369,7 +383,7 @@ io_uring_arm(struct io_uringop *iop)
 	iop->narm = 0;
 }
 
-/* Runs inside rp_engine_wait, without the base lock: only note the report;
+/* Runs inside rp_engine_wait_us, without the base lock: only note the report;
  * dispatch acts on it once it holds the lock again. */
 static void
 io_uring_event_cb(rp_engine_t *e, rp_fd_t *f, void *fd_data,
@@ -453,6 +467,7 @@ static int
 io_uring_dispatch(struct event_base *base, struct timeval *tv)
 {
 	struct io_uringop *iop = base->evbase;
+	long long timeout_us = -1;
 	long timeout = -1;
 	int res;
 
@@ -460,6 +475,16 @@ io_uring_dispatch(struct event_base *base, struct timeval *tv)
 		timeout = evutil_tv_to_msec_(tv);
 		if (timeout < 0 || timeout > MAX_IO_URING_TIMEOUT_MSEC)
 			timeout = MAX_IO_URING_TIMEOUT_MSEC;
+		/* With EVENT_BASE_FLAG_PRECISE_TIMER libevent reads a
+		 * precise clock, so wait to the microsecond, as epoll does
+		 * with its timerfd; otherwise its clock is coarse and
+		 * milliseconds rounded up, as epoll waits, are right. */
+		if (base->flags & EVENT_BASE_FLAG_PRECISE_TIMER)
+			timeout_us = timeout < MAX_IO_URING_TIMEOUT_MSEC ?
+			    tv->tv_sec * 1000000LL + tv->tv_usec :
+			    timeout * 1000LL;
+		else
+			timeout_us = timeout * 1000LL;
 	}
 
 	io_uring_apply_changes(base);
@@ -469,7 +494,7 @@ io_uring_dispatch(struct event_base *base, struct timeval *tv)
 	iop->waiting = 1;
 	EVBASE_RELEASE_LOCK(base, th_base_lock);
 
-	res = rp_engine_wait(iop->engine, (int)timeout);
+	res = rp_engine_wait_us(iop->engine, timeout_us);
 
 	EVBASE_ACQUIRE_LOCK(base, th_base_lock);
 	iop->waiting = 0;
@@ -479,13 +504,13 @@ io_uring_dispatch(struct event_base *base, struct timeval *tv)
 	if (res < 0) {
 		if (res != -EINTR) {
 			errno = -res;
-			event_warn("rp_engine_wait");
+			event_warn("rp_engine_wait_us");
 			return (-1);
 		}
 		return (0);
 	}
 
-	event_debug(("%s: rp_engine_wait reports %d", __func__, res));
+	event_debug(("%s: rp_engine_wait_us reports %d", __func__, res));
 	return (0);
 }
 
@@ -499,19 +524,24 @@ io_uring_dealloc(struct event_base *base)
 
 	/* In a child after fork the ring still serves the parent: drop our
 	 * references without cancelling the parent's requests.  In the
-	 * parent, closing every fd first lets destroy return as soon as the
-	 * cancels complete. */
+	 * parent, cancel every poll by its request and reap the
+	 * cancellations, so that closing the handles needs no cancel by fd
+	 * and destroy has nothing left to wait for. */
 	if (iop->pid == getpid()) {
 		for (i = 0; i < iop->nfds; ++i)
 			if (iop->fds[i])
-				io_uring_forget_fd(iop, iop->fds[i]);
+				io_uring_disarm(iop, iop->fds[i]);
+		rp_engine_wait_us(iop->engine, 0);
+		for (i = 0; i < iop->nfds; ++i)
+			if (iop->fds[i] && iop->fds[i]->rf)
+				rp_fd_close(iop->engine, iop->fds[i]->rf, 0);
 		rp_engine_destroy(iop->engine);
 	} else {
 		rp_engine_forget(iop->engine);
-		for (i = 0; i < iop->nfds; ++i)
-			if (iop->fds[i])
-				mm_free(iop->fds[i]);
 	}
+	for (i = 0; i < iop->nfds; ++i)
+		if (iop->fds[i])
+			mm_free(iop->fds[i]);
 	if (iop->fds)
 		mm_free(iop->fds);
 	if (iop->arm)

@@ -54,7 +54,7 @@ $(LEV_DIR)/.configured: $(LEV_DIR)/.patched loop-adapter/libevent.mk
 	        CFLAGS="$$(dpkg-buildflags --get CFLAGS)" \
 	        LDFLAGS="$$(dpkg-buildflags --get LDFLAGS)" \
 	        CPPFLAGS="$$(dpkg-buildflags --get CPPFLAGS) -I$(TOP)/core" \
-	        RINGPLUG_LIBS="$(abspath $(CORE_LIB)) $(CORE_LIBS)"
+	        RINGPLUG_LIBS="-Wl,--exclude-libs,$(notdir $(CORE_LIB)) $(abspath $(CORE_LIB)) $(CORE_LIBS)"
 	touch $@
 
 # libevent compiles its own files with its own warnings; our file must also
