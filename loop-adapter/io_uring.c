@@ -41,6 +41,13 @@
  * An fd that the kernel refused (closed before its poll reached the kernel,
  * EBADF) stays quiet until libevent changes its interest again, as epoll
  * forgets a closed fd.
+ *
+ * Completion bufferevents (bufferevent_io_uring.c) share the engine: it is
+ * created with provided buffers unless EVENT_IO_URING_NO_BEV is set or the
+ * base has EVENT_BASE_FLAG_IO_URING_NO_BEV (EVENT_IO_URING_BUFFERS sizes the
+ * ring).  Their handles carry a struct io_uring_cfd as fd data; their
+ * receive and send reports are queued on iop->done and their callbacks
+ * activated once the wait is over.
  */
 #include "event2/event-config.h"
 #include "evconfig-private.h"
@@ -64,6 +71,8 @@
 #include "changelist-internal.h"
 #include "mm-internal.h"
 #include "util-internal.h"
+#include "event2/buffer.h"
+#include "io_uring-internal.h"
 
 static void *io_uring_init(struct event_base *);
 static int io_uring_del(struct event_base *, evutil_socket_t, short, short,
@@ -117,10 +126,54 @@ struct io_uringop {
 	int nready;
 
 	int waiting;		/* dispatch is in rp_engine_wait_us, unlocked */
+
+	/* Completion bufferevents: handles with news from the last wait, and
+	 * one slot per provided buffer lent to an evbuffer (the evbuffer's
+	 * cleanup finds the engine and the buffer through it). */
+	int bev;			/* provided buffers, bufferevents on */
+	struct io_uring_cfd *done;
+	struct io_uring_bufref *bufrefs;
+	unsigned nbufrefs;		/* lent out now */
+	int orphaned;			/* base freed, buffers still lent */
+	struct io_uring_cfd *cfds;	/* every bufferevent's, to detach */
+};
+
+struct io_uring_bufref {
+	struct io_uringop *iop;
 };
 
 static void io_uring_event_cb(rp_engine_t *, rp_fd_t *, void *,
     enum rp_event, int);
+static void io_uring_bev_detach_all(struct io_uringop *);
+
+/* Whether the engine gets provided buffers for completion bufferevents,
+ * and how many (*count: 0 for the engine's default). */
+static int
+io_uring_bev_wanted(struct event_base *base, unsigned *count)
+{
+	int env = !(base->flags & EVENT_BASE_FLAG_IGNORE_ENV);
+	const char *s;
+	char *end;
+	long n;
+
+	if ((base->flags & EVENT_BASE_FLAG_IO_URING_NO_BEV) ||
+	    (env && (s = evutil_getenv_("EVENT_IO_URING_NO_BEV")) &&
+		*s && strcmp(s, "0"))) {
+		*count = RP_NO_BUFFERS;
+		return (0);
+	}
+	*count = 0;
+	if (env && (s = evutil_getenv_("EVENT_IO_URING_BUFFERS")) && *s) {
+		n = strtol(s, &end, 10);
+		if (*end || n < 1 || n > 32768) {
+			event_warnx("EVENT_IO_URING_BUFFERS=%s: want 1..32768",
+			    s);
+			return (-1);
+		}
+		*count = (unsigned)n;
+	}
+	return (0);
+}
 
 static void *
 io_uring_init(struct event_base *base)
@@ -133,12 +186,17 @@ io_uring_init(struct event_base *base)
 	if (!(iop = mm_calloc(1, sizeof(struct io_uringop))))
 		return (NULL);
 
-	/* Readiness only: no provided buffers.  libevent may dispatch a
-	 * base from another thread than the one that created it. */
+	/* Provided buffers only for completion bufferevents.  libevent may
+	 * dispatch a base from another thread than the one that created
+	 * it. */
 	memset(&params, 0, sizeof(params));
 	params.entries = 256;
 	params.buf_count = RP_NO_BUFFERS;
 	params.flags = RP_ENGINE_SHARED_THREADS;
+	if (io_uring_bev_wanted(base, &params.buf_count) < 0) {
+		mm_free(iop);
+		return (NULL);
+	}
 
 	why[0] = '\0';
 	res = rp_engine_create(&params, io_uring_event_cb, &iop->engine,
@@ -151,6 +209,16 @@ io_uring_init(struct event_base *base)
 		return (NULL);
 	}
 	iop->pid = getpid();
+	if (params.buf_count != RP_NO_BUFFERS) {
+		iop->bufrefs = mm_calloc(rp_bufs_total(iop->engine),
+		    sizeof(*iop->bufrefs));
+		if (!iop->bufrefs) {
+			rp_engine_destroy(iop->engine);
+			mm_free(iop);
+			return (NULL);
+		}
+		iop->bev = 1;
+	}
 	event_debug(("%s: %s", __func__,
 		rp_engine_describe(iop->engine)));
 
@@ -394,7 +462,13 @@ io_uring_event_cb(rp_engine_t *e, rp_fd_t *f, void *fd_data,
 
 	(void)e;
 	(void)f;
-	if (ev != RP_EV_POLL || !st)
+	if (ev != RP_EV_POLL) {
+		/* Only bufferevents receive and send. */
+		if (fd_data)
+			io_uring_cfd_note_(fd_data);
+		return;
+	}
+	if (!st)
 		return;
 	iop = st->iop;
 	if (res < 0)
@@ -463,6 +537,20 @@ io_uring_activate(struct event_base *base, struct io_uringop *iop)
 	iop->nready = 0;
 }
 
+/* Activate the callbacks of the bufferevents that had news. */
+static void
+io_uring_run_done(struct event_base *base, struct io_uringop *iop)
+{
+	struct io_uring_cfd *cfd;
+
+	while ((cfd = iop->done)) {
+		iop->done = cfd->next;
+		cfd->next = NULL;
+		cfd->queued = 0;
+		event_callback_activate_nolock_(base, &cfd->cb);
+	}
+}
+
 static int
 io_uring_dispatch(struct event_base *base, struct timeval *tv)
 {
@@ -500,6 +588,7 @@ io_uring_dispatch(struct event_base *base, struct timeval *tv)
 	iop->waiting = 0;
 
 	io_uring_activate(base, iop);
+	io_uring_run_done(base, iop);
 
 	if (res < 0) {
 		if (res != -EINTR) {
@@ -535,10 +624,16 @@ io_uring_dealloc(struct event_base *base)
 		for (i = 0; i < iop->nfds; ++i)
 			if (iop->fds[i] && iop->fds[i]->rf)
 				rp_fd_close(iop->engine, iop->fds[i]->rf, 0);
-		rp_engine_destroy(iop->engine);
-	} else {
-		rp_engine_forget(iop->engine);
 	}
+	io_uring_bev_detach_all(iop);
+	if (iop->nbufrefs > 0) {
+		/* Evbuffers still hold provided buffers: the engine and iop
+		 * live on until the last one comes back. */
+		iop->orphaned = 1;
+	} else if (iop->pid != getpid())
+		rp_engine_forget(iop->engine);
+	else
+		rp_engine_destroy(iop->engine);
 	for (i = 0; i < iop->nfds; ++i)
 		if (iop->fds[i])
 			mm_free(iop->fds[i]);
@@ -548,9 +643,141 @@ io_uring_dealloc(struct event_base *base)
 		mm_free(iop->arm);
 	if (iop->ready)
 		mm_free(iop->ready);
+	if (iop->orphaned)
+		return;
+	if (iop->bufrefs)
+		mm_free(iop->bufrefs);
 
 	memset(iop, 0, sizeof(struct io_uringop));
 	mm_free(iop);
+}
+
+/* ---- for completion bufferevents (io_uring-internal.h) ---- */
+
+rp_engine_t *
+io_uring_bev_engine_(struct event_base *base)
+{
+	struct io_uringop *iop;
+
+	if (!base || base->evsel != &io_uringops)
+		return (NULL);
+	iop = base->evbase;
+	if (!iop->bev || iop->pid != getpid())
+		return (NULL);
+	return (iop->engine);
+}
+
+void
+io_uring_cfd_init_(struct event_base *base, struct io_uring_cfd *cfd,
+    void (*cb)(struct event_callback *, void *), void *arg)
+{
+	struct io_uringop *iop = base->evbase;
+
+	memset(cfd, 0, sizeof(*cfd));
+	event_callback_init_(base, &cfd->cb);
+	cfd->cb.evcb_cb_union.evcb_selfcb = cb;
+	cfd->cb.evcb_arg = arg;
+	cfd->cb.evcb_closure = EV_CLOSURE_CB_SELF;
+	cfd->base = base;
+	cfd->iop = iop;
+	cfd->all_next = iop->cfds;
+	if (iop->cfds)
+		iop->cfds->all_prev = &cfd->all_next;
+	cfd->all_prev = &iop->cfds;
+	iop->cfds = cfd;
+}
+
+void
+io_uring_cfd_note_(struct io_uring_cfd *cfd)
+{
+	struct io_uringop *iop = cfd->iop;
+
+	if (cfd->queued || !iop)
+		return;
+	cfd->queued = 1;
+	cfd->next = iop->done;
+	iop->done = cfd;
+}
+
+void
+io_uring_cfd_clear_(struct io_uring_cfd *cfd)
+{
+	struct io_uringop *iop = cfd->iop;
+	struct io_uring_cfd **p;
+
+	event_callback_cancel_(cfd->base, &cfd->cb);
+	if (!iop)
+		return;
+	if (cfd->queued) {
+		for (p = &iop->done; *p; p = &(*p)->next) {
+			if (*p == cfd) {
+				*p = cfd->next;
+				break;
+			}
+		}
+		cfd->queued = 0;
+	}
+	if (cfd->all_next)
+		cfd->all_next->all_prev = cfd->all_prev;
+	*cfd->all_prev = cfd->all_next;
+	cfd->iop = NULL;
+}
+
+/* The base goes (or is reinitialised after fork): its bufferevents keep
+ * their cfd but lose the engine, which they notice (cfd->iop == NULL). */
+static void
+io_uring_bev_detach_all(struct io_uringop *iop)
+{
+	struct io_uring_cfd *cfd;
+
+	while ((cfd = iop->cfds)) {
+		iop->cfds = cfd->all_next;
+		cfd->all_next = NULL;
+		cfd->all_prev = NULL;
+		cfd->queued = 0;
+		cfd->next = NULL;
+		cfd->iop = NULL;
+	}
+	iop->done = NULL;
+}
+
+static void
+io_uring_buf_cleanup(const void *data, size_t len, void *extra)
+{
+	struct io_uring_bufref *ref = extra;
+	struct io_uringop *iop = ref->iop;
+
+	(void)data;
+	(void)len;
+	/* A child after fork must not hand the parent's ring buffers back. */
+	if (iop->pid == getpid())
+		rp_buf_release(iop->engine,
+		    (uint32_t)(ref - iop->bufrefs) + 1);
+	if (--iop->nbufrefs == 0 && iop->orphaned) {
+		if (iop->pid == getpid())
+			rp_engine_destroy(iop->engine);
+		else
+			rp_engine_forget(iop->engine);
+		mm_free(iop->bufrefs);
+		mm_free(iop);
+	}
+}
+
+int
+io_uring_evbuffer_add_buf_(struct event_base *base, struct evbuffer *buf,
+    uint32_t token, const void *data, size_t len)
+{
+	struct io_uringop *iop = base->evbase;
+	struct io_uring_bufref *ref = &iop->bufrefs[token - 1];
+
+	ref->iop = iop;
+	if (evbuffer_add_reference(buf, data, len, io_uring_buf_cleanup,
+		ref) < 0) {
+		rp_buf_release(iop->engine, token);
+		return (-1);
+	}
+	++iop->nbufrefs;
+	return (0);
 }
 
 #endif /* EVENT__HAVE_IO_URING */

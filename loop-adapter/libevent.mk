@@ -12,6 +12,7 @@ LEV_SRC     := $(LEV_DIR)/src/libevent-$(LEV_VER)
 LEV_PREFIX  := $(LEV_DIR)/prefix
 LEV_LIB     := $(LEV_PREFIX)/lib/libevent-2.1.so.7
 LEV_PATCHES := $(sort $(wildcard patches/libevent-*.patch))
+LEV_OURS    := io_uring.c io_uring-internal.h bufferevent_io_uring.c
 LEV_DEPS    := dpkg-dev autoconf automake libtool libssl-dev zlib1g-dev \
                pkg-config liburing-dev python3 patch
 
@@ -42,7 +43,7 @@ $(LEV_DIR)/.patched: $(LEV_DIR)/dl/.fetched $(LEV_PATCHES)
 	dpkg-source -x $(firstword $(wildcard $(LEV_DIR)/dl/libevent_*.dsc)) \
 	    $(LEV_SRC) >/dev/null
 	for p in $(LEV_PATCHES); do patch -d $(LEV_SRC) -p1 < $$p || exit 1; done
-	ln -sf $(TOP)/loop-adapter/io_uring.c $(LEV_SRC)/io_uring.c
+	for f in $(LEV_OURS); do ln -sf $(TOP)/loop-adapter/$$f $(LEV_SRC)/$$f; done
 	cd $(LEV_SRC) && autoreconf -fi >/dev/null 2>&1
 	touch $@
 
@@ -59,11 +60,12 @@ $(LEV_DIR)/.configured: $(LEV_DIR)/.patched loop-adapter/libevent.mk
 
 # libevent compiles its own files with its own warnings; our file must also
 # pass the project's -Wall -Wextra -Werror, checked here against the tree.
-$(LEV_LIB): $(LEV_DIR)/.configured loop-adapter/io_uring.c core/ringplug.h \
-            $(CORE_LIB)
+$(LEV_LIB): $(LEV_DIR)/.configured $(addprefix loop-adapter/,$(LEV_OURS)) \
+            core/ringplug.h $(CORE_LIB)
 	$(MAKE) -C $(LEV_SRC) -s include/event2/event-config.h
 	$(CC) -std=gnu11 $(WARN) -fsyntax-only -I$(LEV_SRC) -I$(LEV_SRC)/include \
-	    -I$(LEV_SRC)/compat -Icore -DHAVE_CONFIG_H loop-adapter/io_uring.c
+	    -I$(LEV_SRC)/compat -Icore -DHAVE_CONFIG_H loop-adapter/io_uring.c \
+	    loop-adapter/bufferevent_io_uring.c
 	rm -f $(LEV_SRC)/libevent.la $(LEV_SRC)/libevent_core.la
 	$(MAKE) -C $(LEV_SRC) -s -j2 >/dev/null
 	$(MAKE) -C $(LEV_SRC) -s install >/dev/null

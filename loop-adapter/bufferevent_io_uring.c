@@ -1,0 +1,808 @@
+/*
+ * Copyright (c) 2026 ringplug contributors
+ *
+ * Redistribution and use in source and binary forms, with or without
+ * modification, are permitted provided that the following conditions
+ * are met:
+ * 1. Redistributions of source code must retain the above copyright
+ *    notice, this list of conditions and the following disclaimer.
+ * 2. Redistributions in binary form must reproduce the above copyright
+ *    notice, this list of conditions and the following disclaimer in the
+ *    documentation and/or other materials provided with the distribution.
+ * 3. The name of the author may not be used to endorse or promote products
+ *    derived from this software without specific prior written permission.
+ *
+ * THIS SOFTWARE IS PROVIDED BY THE AUTHOR ``AS IS'' AND ANY EXPRESS OR
+ * IMPLIED WARRANTIES, INCLUDING, BUT NOT LIMITED TO, THE IMPLIED WARRANTIES
+ * OF MERCHANTABILITY AND FITNESS FOR A PARTICULAR PURPOSE ARE DISCLAIMED.
+ * IN NO EVENT SHALL THE AUTHOR BE LIABLE FOR ANY DIRECT, INDIRECT,
+ * INCIDENTAL, SPECIAL, EXEMPLARY, OR CONSEQUENTIAL DAMAGES (INCLUDING, BUT
+ * NOT LIMITED TO, PROCUREMENT OF SUBSTITUTE GOODS OR SERVICES; LOSS OF USE,
+ * DATA, OR PROFITS; OR BUSINESS INTERRUPTION) HOWEVER CAUSED AND ON ANY
+ * THEORY OF LIABILITY, WHETHER IN CONTRACT, STRICT LIABILITY, OR TORT
+ * (INCLUDING NEGLIGENCE OR OTHERWISE) ARISING IN ANY WAY OUT OF THE USE OF
+ * THIS SOFTWARE, EVEN IF ADVISED OF THE POSSIBILITY OF SUCH DAMAGE.
+ */
+
+/*
+ * The completion bufferevent: what bufferevent_socket_new hands out on an
+ * io_uring base, as it hands out bufferevent_async on an IOCP base.
+ *
+ * Reads: a multishot receive into the engine's provided buffers.  When the
+ * engine reports data, the buffers enter the input evbuffer by reference
+ * (released to the ring when the evbuffer lets go of them) while at least
+ * a quarter of the ring is free, and by copy below that, so that a reader
+ * who leaves its input unread cannot hold the ring.  While reading is off
+ * (disabled, watermark, rate limit) the receive stays armed and the engine
+ * keeps at most BEV_IO_URING_MAX_QUEUED bytes; if the ring runs low then,
+ * the queue is copied aside into a stash and, past BEV_IO_URING_MAX_STASH,
+ * the receive is stopped until reading resumes.
+ *
+ * Writes: one send in flight per bufferevent, in the engine's reference
+ * mode, straight from the output evbuffer's chains; the chains are pinned
+ * and the buffer's start frozen until the send's done callback, and only
+ * then drained.  The in-flight send holds a reference on the bufferevent,
+ * so bufferevent_free with a send in the kernel frees nothing the kernel
+ * may still read.
+ *
+ * Connecting stays on the readiness path: bufferevent_socket_connect
+ * borrows ev_write for the socket's own write callback (as it does for
+ * bufferevent_async without ConnectEx), which calls
+ * bufferevent_io_uring_set_connected_ once the connection is up.  Timeouts
+ * are libevent's generic timeout events in ev_read and ev_write.
+ */
+#include "event2/event-config.h"
+#include "evconfig-private.h"
+
+#ifdef EVENT__HAVE_IO_URING
+
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "event2/util.h"
+#include "event2/buffer.h"
+#include "event2/buffer_compat.h"
+#include "event2/bufferevent.h"
+#include "event2/bufferevent_struct.h"
+#include "event2/event.h"
+#include "event-internal.h"
+#include "evthread-internal.h"
+#include "log-internal.h"
+#include "mm-internal.h"
+#include "bufferevent-internal.h"
+#include "evbuffer-internal.h"
+#include "util-internal.h"
+#include "io_uring-internal.h"
+
+/* Bytes the engine may hold for us while reading is off. */
+#define BEV_IO_URING_MAX_QUEUED	(64 * 1024)
+/* Bytes copied aside while reading is off and the ring runs low, before
+ * the receive is stopped. */
+#define BEV_IO_URING_MAX_STASH	(256 * 1024)
+/* One send: at most this many chains and bytes. */
+#define BEV_IO_URING_IOV	16
+#define BEV_IO_URING_MAX_SEND	(1024 * 1024)
+
+static int be_io_uring_enable(struct bufferevent *, short);
+static int be_io_uring_disable(struct bufferevent *, short);
+static void be_io_uring_unlink(struct bufferevent *);
+static void be_io_uring_destruct(struct bufferevent *);
+static int be_io_uring_adj_timeouts(struct bufferevent *);
+static int be_io_uring_flush(struct bufferevent *, short,
+    enum bufferevent_flush_mode);
+static int be_io_uring_ctrl(struct bufferevent *, enum bufferevent_ctrl_op,
+    union bufferevent_ctrl_data *);
+
+struct bufferevent_io_uring {
+	struct bufferevent_private bev;
+	struct io_uring_cfd cfd;	/* fd data of rf; our callback */
+	rp_engine_t *engine;
+	rp_fd_t *rf;
+	evutil_socket_t fd;
+	struct evbuffer *stash;		/* read aside while reading was off */
+
+	/* the send in flight */
+	size_t write_in_progress;
+	struct evbuffer_chain *pinned[BEV_IO_URING_IOV];
+	int npinned;
+
+	unsigned ok : 1;		/* has an fd and may do I/O */
+	unsigned unconnected : 1;	/* fd not connected (yet) */
+	unsigned recv_on : 1;		/* we asked for the receive */
+	unsigned send_done : 1;		/* the send's done callback ran */
+	unsigned in_call : 1;		/* inside our own engine call */
+	unsigned read_added : 1;	/* virtual events held */
+	unsigned write_added : 1;
+};
+
+const struct bufferevent_ops bufferevent_ops_io_uring = {
+	"socket_io_uring",
+	evutil_offsetof(struct bufferevent_io_uring, bev.bev),
+	be_io_uring_enable,
+	be_io_uring_disable,
+	be_io_uring_unlink,
+	be_io_uring_destruct,
+	be_io_uring_adj_timeouts,
+	be_io_uring_flush,
+	be_io_uring_ctrl,
+};
+
+static inline struct bufferevent_io_uring *
+upcast(struct bufferevent *bev)
+{
+	EVUTIL_ASSERT(BEV_IS_IO_URING(bev));
+	return EVUTIL_UPCAST(bev, struct bufferevent_io_uring, bev.bev);
+}
+
+static void bev_io_uring_consider_reading(struct bufferevent_io_uring *);
+static void bev_io_uring_consider_writing(struct bufferevent_io_uring *);
+
+/* A stream socket that is connected: what completion I/O can serve. */
+static int
+bev_io_uring_fd_kind(evutil_socket_t fd, int *connected)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(int);
+	int type = 0;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 ||
+	    type != SOCK_STREAM)
+		return (0);
+	len = sizeof(ss);
+	*connected = getpeername(fd, (struct sockaddr *)&ss, &len) == 0;
+	return (1);
+}
+
+/* The base keeps the loop running while we read or write: libevent counts
+ * no event of ours otherwise. */
+static void
+bev_io_uring_add_read(struct bufferevent_io_uring *beu)
+{
+	if (!beu->read_added) {
+		beu->read_added = 1;
+		event_base_add_virtual_(beu->bev.bev.ev_base);
+	}
+}
+
+static void
+bev_io_uring_del_read(struct bufferevent_io_uring *beu)
+{
+	if (beu->read_added) {
+		beu->read_added = 0;
+		event_base_del_virtual_(beu->bev.bev.ev_base);
+	}
+}
+
+static void
+bev_io_uring_add_write(struct bufferevent_io_uring *beu)
+{
+	if (!beu->write_added) {
+		beu->write_added = 1;
+		event_base_add_virtual_(beu->bev.bev.ev_base);
+	}
+}
+
+static void
+bev_io_uring_del_write(struct bufferevent_io_uring *beu)
+{
+	if (beu->write_added) {
+		beu->write_added = 0;
+		event_base_del_virtual_(beu->bev.bev.ev_base);
+	}
+}
+
+/* ev_read and ev_write back to timeout-only events, after a connect
+ * borrowed ev_write for the socket's write callback. */
+static void
+bev_io_uring_timers(struct bufferevent *bev)
+{
+	if (event_get_fd(&bev->ev_write) < 0 &&
+	    event_get_fd(&bev->ev_read) < 0)
+		return;
+	event_del(&bev->ev_read);
+	event_del(&bev->ev_write);
+	bufferevent_init_generic_timeout_cbs_(bev);
+}
+
+static void
+bev_io_uring_unpin(struct bufferevent_io_uring *beu)
+{
+	int i;
+
+	for (i = 0; i < beu->npinned; ++i)
+		evbuffer_chain_unpin_(beu->pinned[i], EVBUFFER_MEM_PINNED_W);
+	beu->npinned = 0;
+}
+
+/*
+ * The send's done callback: the engine no longer needs the chains.  Runs
+ * inside rp_engine_wait (the base unlocked) or inside our own
+ * rp_fd_close: only note it.
+ */
+static void
+bev_io_uring_send_done(void *arg)
+{
+	struct bufferevent_io_uring *beu = arg;
+
+	beu->send_done = 1;
+	if (!beu->in_call)
+		io_uring_cfd_note_(&beu->cfd);
+}
+
+/* The send finished (sent, failed or dropped): drain what went out, drop
+ * the send's reference.  The caller holds a reference too. */
+static void
+bev_io_uring_write_complete(struct bufferevent_io_uring *beu)
+{
+	struct bufferevent *bev = &beu->bev.bev;
+	size_t n = beu->write_in_progress;
+	int err;
+
+	EVUTIL_ASSERT(n > 0);
+	beu->send_done = 0;
+	beu->write_in_progress = 0;
+	bev_io_uring_unpin(beu);
+	bev_io_uring_del_write(beu);
+
+	err = beu->rf ? rp_send_error(beu->rf) : -ECANCELED;
+	if (err == 0) {
+		evbuffer_unfreeze(bev->output, 1);
+		evbuffer_drain(bev->output, n);
+		evbuffer_freeze(bev->output, 1);
+		if (evbuffer_get_length(bev->output))
+			BEV_RESET_GENERIC_WRITE_TIMEOUT(bev);
+		else
+			BEV_DEL_GENERIC_WRITE_TIMEOUT(bev);
+		/* Invoke the user callback if our buffer is drained or
+		 * below the low watermark. */
+		bufferevent_trigger_nolock_(bev, EV_WRITE, 0);
+		bev_io_uring_consider_writing(beu);
+	} else if (beu->rf && beu->ok) {
+		bufferevent_decrement_write_buckets_(&beu->bev, -(ev_ssize_t)n);
+		EVUTIL_SET_SOCKET_ERROR(-err);
+		bufferevent_disable(bev, EV_WRITE);
+		bufferevent_run_eventcb_(bev,
+		    BEV_EVENT_WRITING|BEV_EVENT_ERROR, 0);
+	}
+	bufferevent_decref_(bev);
+}
+
+/* Take rf off the engine: its receive and send are cancelled.  A send
+ * already in the kernel finishes later (its done callback). */
+static void
+bev_io_uring_close_rf(struct bufferevent_io_uring *beu)
+{
+	if (!beu->rf)
+		return;
+	beu->in_call = 1;
+	rp_fd_close(beu->engine, beu->rf, 0);
+	beu->in_call = 0;
+	beu->rf = NULL;
+	beu->recv_on = 0;
+	if (beu->send_done)
+		bev_io_uring_write_complete(beu);
+}
+
+/*
+ * The base was freed or reinitialised after fork: the engine we used is
+ * gone.  Forget its handle and the send it had, and take the base's new
+ * engine if it has one.  Returns 0 with a usable engine, -1 without.
+ */
+static int
+bev_io_uring_check_engine(struct bufferevent_io_uring *beu)
+{
+	struct bufferevent *bev = &beu->bev.bev;
+	rp_engine_t *e;
+
+	if (beu->cfd.iop)
+		return (0);
+	beu->rf = NULL;
+	beu->recv_on = 0;
+	bev_io_uring_del_read(beu);
+	if (beu->write_in_progress) {
+		beu->write_in_progress = 0;
+		beu->send_done = 0;
+		bev_io_uring_unpin(beu);
+		bev_io_uring_del_write(beu);
+		bufferevent_decref_(bev);
+	}
+	if (!(e = io_uring_bev_engine_(bev->ev_base))) {
+		beu->engine = NULL;
+		beu->ok = 0;
+		return (-1);
+	}
+	event_callback_cancel_(bev->ev_base, &beu->cfd.cb);
+	io_uring_cfd_init_(bev->ev_base, &beu->cfd,
+	    beu->cfd.cb.evcb_cb_union.evcb_selfcb, beu);
+	beu->engine = e;
+	if (beu->fd >= 0 &&
+	    !(beu->rf = rp_fd_open(e, beu->fd, &beu->cfd))) {
+		beu->ok = 0;
+		return (-1);
+	}
+	return (0);
+}
+
+/* Reading is off and the ring is low: copy what the engine holds for us
+ * aside, so its buffers go back to the ring. */
+static void
+bev_io_uring_stash(struct bufferevent_io_uring *beu)
+{
+	struct evbuffer_iovec v[2];
+	size_t q, n;
+	int i, nv;
+
+	if (!beu->rf || !(q = rp_recv_queued(beu->rf)) ||
+	    rp_bufs_free(beu->engine) * 4 >= rp_bufs_total(beu->engine))
+		return;
+	if (!beu->stash && !(beu->stash = evbuffer_new()))
+		return;
+	if ((nv = evbuffer_reserve_space(beu->stash, q, v, 2)) < 0)
+		return;
+	for (i = 0; i < nv; ++i) {
+		n = v[i].iov_len < q ? v[i].iov_len : q;
+		v[i].iov_len = rp_recv_copy(beu->engine, beu->rf,
+		    v[i].iov_base, n);
+		q -= v[i].iov_len;
+	}
+	evbuffer_commit_space(beu->stash, v, nv);
+	if (evbuffer_get_length(beu->stash) >= BEV_IO_URING_MAX_STASH &&
+	    beu->recv_on) {
+		rp_recv_stop(beu->engine, beu->rf);
+		beu->recv_on = 0;
+	}
+}
+
+/* Copy up to n queued bytes into the input buffer. */
+static size_t
+bev_io_uring_copy_in(struct bufferevent_io_uring *beu, size_t n)
+{
+	struct evbuffer *input = beu->bev.bev.input;
+	struct evbuffer_iovec v[2];
+	size_t got = 0, k;
+	int i, nv;
+
+	if ((nv = evbuffer_reserve_space(input, n, v, 2)) < 0)
+		return (0);
+	for (i = 0; i < nv; ++i) {
+		k = v[i].iov_len < n - got ? v[i].iov_len : n - got;
+		v[i].iov_len = rp_recv_copy(beu->engine, beu->rf,
+		    v[i].iov_base, k);
+		got += v[i].iov_len;
+	}
+	evbuffer_commit_space(input, v, nv);
+	return (got);
+}
+
+/* Move received bytes into the input buffer, as bufferevent_readcb reads
+ * the socket: up to the high watermark and the rate limit. */
+static void
+bev_io_uring_read(struct bufferevent_io_uring *beu)
+{
+	struct bufferevent *bev = &beu->bev.bev;
+	struct bufferevent_private *bev_p = &beu->bev;
+	struct evbuffer *input = bev->input;
+	ev_ssize_t howmuch = -1, readmax;
+	const void *data;
+	size_t got = 0, len;
+	uint32_t token;
+	int st;
+
+	if (!beu->rf || !beu->ok || bev_p->connecting || beu->unconnected)
+		return;
+	if (!(bev->enabled & EV_READ) || bev_p->read_suspended) {
+		bev_io_uring_stash(beu);
+		return;
+	}
+
+	if (bev->wm_read.high != 0) {
+		howmuch = bev->wm_read.high - evbuffer_get_length(input);
+		if (howmuch <= 0) {
+			bufferevent_wm_suspend_read(bev);
+			return;
+		}
+	}
+	readmax = bufferevent_get_read_max_(bev_p);
+	if (howmuch < 0 || howmuch > readmax)
+		howmuch = readmax;
+	if (howmuch <= 0)
+		return;
+
+	evbuffer_unfreeze(input, 0);
+	if (beu->stash && evbuffer_get_length(beu->stash))
+		got += evbuffer_remove_buffer(beu->stash, input,
+		    (size_t)howmuch);
+	while (got < (size_t)howmuch && rp_recv_queued(beu->rf)) {
+		len = rp_recv_peek(beu->rf, &data);
+		if (len <= (size_t)howmuch - got &&
+		    rp_bufs_free(beu->engine) * 4 >=
+		    rp_bufs_total(beu->engine)) {
+			token = rp_recv_take(beu->engine, beu->rf, &data,
+			    &len);
+			if (io_uring_evbuffer_add_buf_(bev->ev_base, input,
+				token, data, len) < 0)
+				break;
+			got += len;
+		} else {
+			len = rp_recv_queued(beu->rf);
+			if (len > (size_t)howmuch - got)
+				len = (size_t)howmuch - got;
+			if (!(len = bev_io_uring_copy_in(beu, len)))
+				break;
+			got += len;
+		}
+	}
+	evbuffer_freeze(input, 0);
+
+	if (got) {
+		bufferevent_decrement_read_buckets_(bev_p, got);
+		BEV_RESET_GENERIC_READ_TIMEOUT(bev);
+		/* Invoke the user callback - must always be called last */
+		bufferevent_trigger_nolock_(bev, EV_READ, 0);
+	}
+
+	/* The callback may have freed or disabled us. */
+	if (!beu->rf || !(bev->enabled & EV_READ) || bev_p->read_suspended)
+		return;
+	if ((beu->stash && evbuffer_get_length(beu->stash)) ||
+	    rp_recv_queued(beu->rf)) {
+		/* More than one read's worth: the rest on the next pass, as
+		 * the socket's level-triggered read event would. */
+		EVBASE_ACQUIRE_LOCK(bev->ev_base, th_base_lock);
+		event_callback_activate_later_nolock_(bev->ev_base,
+		    &beu->cfd.cb);
+		EVBASE_RELEASE_LOCK(bev->ev_base, th_base_lock);
+		return;
+	}
+	if ((st = rp_recv_status(beu->rf)) != 0) {
+		short what = BEV_EVENT_READING;
+
+		if (st > 0) {
+			what |= BEV_EVENT_EOF;
+		} else {
+			what |= BEV_EVENT_ERROR;
+			EVUTIL_SET_SOCKET_ERROR(-st);
+		}
+		bufferevent_disable(bev, EV_READ);
+		bufferevent_run_eventcb_(bev, what, 0);
+	}
+}
+
+/* Our callback: the engine had news for rf, or a send finished. */
+static void
+bev_io_uring_cb(struct event_callback *cb, void *arg)
+{
+	struct bufferevent_io_uring *beu = arg;
+	struct bufferevent *bev = &beu->bev.bev;
+
+	(void)cb;
+	bufferevent_incref_and_lock_(bev);
+	if (beu->send_done)
+		bev_io_uring_write_complete(beu);
+	bev_io_uring_read(beu);
+	bufferevent_decref_and_unlock_(bev);
+}
+
+static void
+bev_io_uring_consider_reading(struct bufferevent_io_uring *beu)
+{
+	struct bufferevent *bev = &beu->bev.bev;
+	int r;
+
+	if (bev_io_uring_check_engine(beu) < 0 || !beu->ok || !beu->rf ||
+	    beu->bev.connecting || beu->unconnected ||
+	    !(bev->enabled & EV_READ) || beu->bev.read_suspended) {
+		bev_io_uring_del_read(beu);
+		return;
+	}
+	bev_io_uring_add_read(beu);
+	if (!beu->recv_on && rp_recv_status(beu->rf) == 0) {
+		r = rp_recv_start(beu->engine, beu->rf,
+		    BEV_IO_URING_MAX_QUEUED);
+		if (r < 0) {
+			EVUTIL_SET_SOCKET_ERROR(-r);
+			event_warn("%s: rp_recv_start(%d)", __func__,
+			    (int)beu->fd);
+			return;
+		}
+		beu->recv_on = 1;
+	}
+	/* Bytes or the end of the stream already here: no completion will
+	 * announce them again. */
+	if ((beu->stash && evbuffer_get_length(beu->stash)) ||
+	    rp_recv_queued(beu->rf) || rp_recv_status(beu->rf))
+		event_callback_activate_(bev->ev_base, &beu->cfd.cb);
+}
+
+static void
+bev_io_uring_consider_writing(struct bufferevent_io_uring *beu)
+{
+	struct bufferevent *bev = &beu->bev.bev;
+	struct evbuffer *output = bev->output;
+	struct evbuffer_chain *chain;
+	struct iovec iov[BEV_IO_URING_IOV];
+	size_t at_most, sum = 0, take;
+	ev_ssize_t limit;
+	int n = 0, r;
+
+	if (beu->write_in_progress || beu->bev.connecting ||
+	    beu->unconnected)
+		return;
+	if (bev_io_uring_check_engine(beu) < 0 || !beu->ok || !beu->rf ||
+	    !(bev->enabled & EV_WRITE) || beu->bev.write_suspended ||
+	    !(at_most = evbuffer_get_length(output)))
+		return;
+	if (rp_send_error(beu->rf))
+		return;
+
+	limit = bufferevent_get_write_max_(&beu->bev);
+	if (limit >= 0 && at_most > (size_t)limit)
+		at_most = (size_t)limit;
+	if (at_most > BEV_IO_URING_MAX_SEND)
+		at_most = BEV_IO_URING_MAX_SEND;
+	if (!at_most)
+		return;
+
+	/* Pinned chains are neither freed nor moved nor realigned by later
+	 * adds; the frozen start keeps anyone else from draining them. */
+	for (chain = output->first; chain && n < BEV_IO_URING_IOV &&
+	     sum < at_most; chain = chain->next) {
+		if (!chain->off)
+			continue;
+		take = chain->off < at_most - sum ?
+		    chain->off : at_most - sum;
+		iov[n].iov_base = chain->buffer + chain->misalign;
+		iov[n].iov_len = take;
+		evbuffer_chain_pin_(chain, EVBUFFER_MEM_PINNED_W);
+		beu->pinned[n] = chain;
+		sum += take;
+		++n;
+	}
+	beu->npinned = n;
+
+	bufferevent_incref_(bev);
+	beu->write_in_progress = sum;
+	beu->send_done = 0;
+	beu->in_call = 1;
+	r = rp_send(beu->engine, beu->rf, iov, n, 0, bev_io_uring_send_done,
+	    beu);
+	beu->in_call = 0;
+	if (r < 0) {
+		beu->write_in_progress = 0;
+		beu->send_done = 0;
+		bev_io_uring_unpin(beu);
+		EVUTIL_SET_SOCKET_ERROR(-r);
+		bufferevent_disable(bev, EV_WRITE);
+		bufferevent_run_eventcb_(bev,
+		    BEV_EVENT_WRITING|BEV_EVENT_ERROR, 0);
+		bufferevent_decref_(bev);
+		return;
+	}
+	bufferevent_decrement_write_buckets_(&beu->bev, sum);
+	bev_io_uring_add_write(beu);
+	if (evutil_timerisset(&bev->timeout_write) &&
+	    !event_pending(&bev->ev_write, EV_TIMEOUT, NULL))
+		event_add(&bev->ev_write, &bev->timeout_write);
+}
+
+static void
+be_io_uring_outbuf_cb(struct evbuffer *buf,
+    const struct evbuffer_cb_info *cbinfo, void *arg)
+{
+	struct bufferevent *bev = arg;
+
+	(void)buf;
+	if (!cbinfo->n_added)
+		return;
+	bufferevent_incref_and_lock_(bev);
+	bev_io_uring_consider_writing(upcast(bev));
+	bufferevent_decref_and_unlock_(bev);
+}
+
+static int
+be_io_uring_enable(struct bufferevent *bev, short what)
+{
+	struct bufferevent_io_uring *beu = upcast(bev);
+
+	if (beu->bev.connecting || beu->unconnected || beu->fd < 0)
+		return (0);
+	if (!beu->ok)
+		return (-1);
+	bev_io_uring_timers(bev);
+
+	if (what & EV_READ) {
+		BEV_RESET_GENERIC_READ_TIMEOUT(bev);
+		bev_io_uring_consider_reading(beu);
+	}
+	if (what & EV_WRITE) {
+		if (evbuffer_get_length(bev->output))
+			BEV_RESET_GENERIC_WRITE_TIMEOUT(bev);
+		bev_io_uring_consider_writing(beu);
+	}
+	return (0);
+}
+
+static int
+be_io_uring_disable(struct bufferevent *bev, short what)
+{
+	struct bufferevent_io_uring *beu = upcast(bev);
+
+	if (what & EV_READ) {
+		BEV_DEL_GENERIC_READ_TIMEOUT(bev);
+		bev_io_uring_del_read(beu);
+	}
+	/* Don't actually disable the write if we are trying to connect:
+	 * ev_write is the connect's then. */
+	if ((what & EV_WRITE) && !beu->bev.connecting)
+		BEV_DEL_GENERIC_WRITE_TIMEOUT(bev);
+	return (0);
+}
+
+static void
+be_io_uring_unlink(struct bufferevent *bev)
+{
+	struct bufferevent_io_uring *beu = upcast(bev);
+
+	EVUTIL_ASSERT(!beu->write_in_progress);
+	if (beu->cfd.iop)
+		bev_io_uring_close_rf(beu);
+	bev_io_uring_del_read(beu);
+	bev_io_uring_del_write(beu);
+	io_uring_cfd_clear_(&beu->cfd);
+}
+
+static void
+be_io_uring_destruct(struct bufferevent *bev)
+{
+	struct bufferevent_io_uring *beu = upcast(bev);
+	struct bufferevent_private *bev_p = BEV_UPCAST(bev);
+
+	if ((bev_p->options & BEV_OPT_CLOSE_ON_FREE) && beu->fd >= 0)
+		evutil_closesocket(beu->fd);
+	beu->fd = -1;
+	if (beu->stash)
+		evbuffer_free(beu->stash);
+	evutil_getaddrinfo_cancel_async_(bev_p->dns_request);
+}
+
+static int
+be_io_uring_adj_timeouts(struct bufferevent *bev)
+{
+	/* While connecting, ev_write is the connect's own event. */
+	if (BEV_UPCAST(bev)->connecting)
+		return (bufferevent_generic_adj_existing_timeouts_(bev));
+	bev_io_uring_timers(bev);
+	return (bufferevent_generic_adj_timeouts_(bev));
+}
+
+static int
+be_io_uring_flush(struct bufferevent *bev, short what,
+    enum bufferevent_flush_mode mode)
+{
+	(void)bev;
+	(void)what;
+	(void)mode;
+	return (0);
+}
+
+static int
+bev_io_uring_setfd(struct bufferevent_io_uring *beu, evutil_socket_t fd)
+{
+	struct bufferevent *bev = &beu->bev.bev;
+	int connected = 0;
+
+	if (fd >= 0 && !bev_io_uring_fd_kind(fd, &connected)) {
+		event_warnx("%s: fd %d is not a stream socket: a completion "
+		    "bufferevent cannot use it", __func__, (int)fd);
+		return (-1);
+	}
+	if (bev_io_uring_check_engine(beu) == 0)
+		bev_io_uring_close_rf(beu);
+	bev_io_uring_del_read(beu);
+	bev_io_uring_timers(bev);
+	if (beu->stash)
+		evbuffer_drain(beu->stash, evbuffer_get_length(beu->stash));
+
+	beu->fd = fd;
+	beu->ok = 0;
+	beu->unconnected = fd >= 0 && !connected;
+	if (fd < 0 || !beu->engine)
+		return (fd < 0 ? 0 : -1);
+	if (!(beu->rf = rp_fd_open(beu->engine, fd, &beu->cfd)))
+		return (-1);
+	beu->ok = 1;
+	if (!beu->unconnected)
+		be_io_uring_enable(bev, bev->enabled &
+		    ~((beu->bev.read_suspended ? EV_READ : 0) |
+			(beu->bev.write_suspended ? EV_WRITE : 0)));
+	evutil_getaddrinfo_cancel_async_(beu->bev.dns_request);
+	return (0);
+}
+
+static int
+be_io_uring_ctrl(struct bufferevent *bev, enum bufferevent_ctrl_op op,
+    union bufferevent_ctrl_data *data)
+{
+	struct bufferevent_io_uring *beu = upcast(bev);
+
+	switch (op) {
+	case BEV_CTRL_SET_FD:
+		return (bev_io_uring_setfd(beu, data->fd));
+	case BEV_CTRL_GET_FD:
+		data->fd = beu->fd;
+		return (0);
+	case BEV_CTRL_CANCEL_ALL:
+		/* bufferevent_free: no more I/O; the fd closes now (after
+		 * the engine's cancel), so the peer sees the close at once. */
+		if (beu->cfd.iop)
+			bev_io_uring_close_rf(beu);
+		bev_io_uring_del_read(beu);
+		beu->ok = 0;
+		if ((beu->bev.options & BEV_OPT_CLOSE_ON_FREE) &&
+		    beu->fd >= 0) {
+			evutil_closesocket(beu->fd);
+			beu->fd = -1;
+		}
+		return (0);
+	case BEV_CTRL_GET_UNDERLYING:
+	default:
+		return (-1);
+	}
+}
+
+struct bufferevent *
+bufferevent_io_uring_new_(struct event_base *base, evutil_socket_t fd,
+    int options)
+{
+	struct bufferevent_io_uring *beu;
+	struct bufferevent *bev;
+	rp_engine_t *e;
+	int connected = 0;
+
+	if (!(e = io_uring_bev_engine_(base)))
+		return (NULL);
+	/* Pipes, ptys, datagram and unconnected sockets stay with the
+	 * socket bufferevent (readiness). */
+	if (fd >= 0 && (!bev_io_uring_fd_kind(fd, &connected) || !connected))
+		return (NULL);
+
+	if (!(beu = mm_calloc(1, sizeof(*beu))))
+		return (NULL);
+	if (bufferevent_init_common_(&beu->bev, base,
+		&bufferevent_ops_io_uring, options) < 0) {
+		mm_free(beu);
+		return (NULL);
+	}
+	bev = &beu->bev.bev;
+	beu->engine = e;
+	beu->fd = -1;
+	io_uring_cfd_init_(base, &beu->cfd, bev_io_uring_cb, beu);
+	bufferevent_init_generic_timeout_cbs_(bev);
+
+	evbuffer_add_cb(bev->output, be_io_uring_outbuf_cb, bev);
+	evbuffer_freeze(bev->input, 0);
+	evbuffer_freeze(bev->output, 1);
+
+	if (fd >= 0 && bev_io_uring_setfd(beu, fd) < 0) {
+		bufferevent_free(bev);
+		return (NULL);
+	}
+	return (bev);
+}
+
+void
+bufferevent_io_uring_set_connected_(struct bufferevent *bev)
+{
+	struct bufferevent_io_uring *beu = upcast(bev);
+
+	beu->unconnected = 0;
+	bev_io_uring_timers(bev);
+	be_io_uring_enable(bev, bev->enabled &
+	    ~((beu->bev.read_suspended ? EV_READ : 0) |
+		(beu->bev.write_suspended ? EV_WRITE : 0)));
+}
+
+#endif /* EVENT__HAVE_IO_URING */

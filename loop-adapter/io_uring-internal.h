@@ -1,0 +1,91 @@
+/*
+ * Copyright (c) 2026 ringplug contributors
+ *
+ * Redistribution and use in source and binary forms, with or without
+ * modification, are permitted provided that the following conditions
+ * are met:
+ * 1. Redistributions of source code must retain the above copyright
+ *    notice, this list of conditions and the following disclaimer.
+ * 2. Redistributions in binary form must reproduce the above copyright
+ *    notice, this list of conditions and the following disclaimer in the
+ *    documentation and/or other materials provided with the distribution.
+ * 3. The name of the author may not be used to endorse or promote products
+ *    derived from this software without specific prior written permission.
+ *
+ * THIS SOFTWARE IS PROVIDED BY THE AUTHOR ``AS IS'' AND ANY EXPRESS OR
+ * IMPLIED WARRANTIES, INCLUDING, BUT NOT LIMITED TO, THE IMPLIED WARRANTIES
+ * OF MERCHANTABILITY AND FITNESS FOR A PARTICULAR PURPOSE ARE DISCLAIMED.
+ * IN NO EVENT SHALL THE AUTHOR BE LIABLE FOR ANY DIRECT, INDIRECT,
+ * INCIDENTAL, SPECIAL, EXEMPLARY, OR CONSEQUENTIAL DAMAGES (INCLUDING, BUT
+ * NOT LIMITED TO, PROCUREMENT OF SUBSTITUTE GOODS OR SERVICES; LOSS OF USE,
+ * DATA, OR PROFITS; OR BUSINESS INTERRUPTION) HOWEVER CAUSED AND ON ANY
+ * THEORY OF LIABILITY, WHETHER IN CONTRACT, STRICT LIABILITY, OR TORT
+ * (INCLUDING NEGLIGENCE OR OTHERWISE) ARISING IN ANY WAY OUT OF THE USE OF
+ * THIS SOFTWARE, EVEN IF ADVISED OF THE POSSIBILITY OF SUCH DAMAGE.
+ */
+
+/*
+ * What the io_uring backend (io_uring.c) offers the completion bufferevent
+ * (bufferevent_io_uring.c): the base's engine, and a way to hear about
+ * receive and send completions of the engine handles a bufferevent owns.
+ */
+#ifndef IO_URING_INTERNAL_H_INCLUDED_
+#define IO_URING_INTERNAL_H_INCLUDED_
+
+#include "event2/event-config.h"
+
+#ifdef EVENT__HAVE_IO_URING
+
+#include "ringplug.h"
+#include "event-internal.h"
+
+struct io_uringop;
+struct evbuffer;
+
+/*
+ * The fd_data of an engine handle that a bufferevent owns.  The backend's
+ * engine callback queues it when RP_EV_RECV or RP_EV_SEND arrives (or when
+ * io_uring_cfd_note_ is called from a send's done callback), and activates
+ * cb once the wait is over and the base lock is held again, so cb runs in
+ * the loop's callback phase like any event callback.
+ */
+struct io_uring_cfd {
+	struct event_callback cb;
+	struct event_base *base;
+	struct io_uringop *iop;
+	struct io_uring_cfd *next;	/* on the backend's done list */
+	struct io_uring_cfd *all_next;	/* on the backend's list of all */
+	struct io_uring_cfd **all_prev;
+	unsigned queued : 1;
+};
+
+/* The base's engine when completion bufferevents may be used on it (the
+ * backend is io_uring, the engine has provided buffers, and neither
+ * EVENT_IO_URING_NO_BEV nor EVENT_BASE_FLAG_IO_URING_NO_BEV turned them
+ * off); otherwise NULL. */
+rp_engine_t *io_uring_bev_engine_(struct event_base *base);
+
+/* Prepare cfd for base (whose engine io_uring_bev_engine_ returned). */
+void io_uring_cfd_init_(struct event_base *base, struct io_uring_cfd *cfd,
+    void (*cb)(struct event_callback *, void *), void *arg);
+
+/* Run cfd's callback once the current (or next) wait is over.  Only
+ * touches cfd and the backend's list: safe from inside rp_engine_wait. */
+void io_uring_cfd_note_(struct io_uring_cfd *cfd);
+
+/* Forget cfd (its bufferevent is going away): off the backend's lists,
+ * callback cancelled.  cfd->iop is NULL afterwards, and also once the base
+ * was freed or reinitialised after fork (the engine is gone then). */
+void io_uring_cfd_clear_(struct io_uring_cfd *cfd);
+
+/*
+ * Append a provided buffer taken with rp_recv_take() to buf without a copy.
+ * The buffer goes back to the ring when buf no longer references it, even
+ * after the base is freed (the engine then lives until its last buffer
+ * comes back).  Returns 0, or -1 (the buffer was released).
+ */
+int io_uring_evbuffer_add_buf_(struct event_base *base, struct evbuffer *buf,
+    uint32_t token, const void *data, size_t len);
+
+#endif /* EVENT__HAVE_IO_URING */
+#endif /* IO_URING_INTERNAL_H_INCLUDED_ */

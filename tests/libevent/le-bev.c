@@ -1,0 +1,627 @@
+/*
+ * le-bev: completion bufferevents on the libevent under test.
+ *
+ * Usage: le-bev <case> [expect: completion|socket]
+ *   kind     bufferevent_socket_new on a connected TCP socket and a
+ *            socketpair gives the expected kind; on a pipe, a UDP socket
+ *            and an unconnected TCP socket always a socket bufferevent
+ *   echo     N TCP connections through an evconnlistener echo server, each
+ *            client (connected with bufferevent_socket_connect) sends
+ *            SIZE bytes of a per-connection pattern in pieces and checks
+ *            every byte that comes back (N, SIZE from LE_BEV_CONNS,
+ *            LE_BEV_BYTES; with EVENT_IO_URING_BUFFERS=8 an ENOBUFS storm)
+ *   slow     a peer writes 32 MiB to a server bufferevent whose reading
+ *            is disabled for a while; meanwhile 16 other connections
+ *            ping-pong 200 rounds each; then the slow reader reads it all
+ *   free     bufferevent_free with sends in flight (the peer does not
+ *            read) and with received data unread, then the loop runs on
+ *            and the base is freed (run under ASan/valgrind for lifetimes)
+ *   connect  connect to a closed port: BEV_EVENT_ERROR with
+ *            ECONNREFUSED; connect then EOF from the peer: CONNECTED, then
+ *            READING|EOF; timeouts: READING|TIMEOUT after 100 ms idle
+ * Kind: the name in the bufferevent's ops (event2/bufferevent_struct.h):
+ * "socket_io_uring" for a completion bufferevent.
+ * Prints "ok" and exits 0, or names the failed check and exits 1.
+ */
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_struct.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define CHECK(cond, ...) do { if (!(cond)) { \
+    fprintf(stderr, "le-bev: %s:%d: ", __FILE__, __LINE__); \
+    fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); exit(1); } } while (0)
+
+static int  want_completion = 1;
+
+/* The kind's name is the first field of the bufferevent's ops. */
+static int
+is_completion(struct bufferevent *bev)
+{
+    return strcmp(*(const char *const *) bev->be_ops, "socket_io_uring") == 0;
+}
+
+static void
+check_kind(struct bufferevent *bev, const char *what)
+{
+    CHECK(is_completion(bev) == want_completion, "%s: %s bufferevent",
+          what, is_completion(bev) ? "completion" : "socket");
+}
+
+static unsigned char
+pattern(int conn, size_t off)
+{
+    return (unsigned char) (conn * 31 + off * 7 + (off >> 9));
+}
+
+static struct sockaddr_in
+listen_addr(struct evconnlistener *lev)
+{
+    struct sockaddr_in sin;
+    socklen_t          len = sizeof(sin);
+
+    CHECK(getsockname(evconnlistener_get_fd(lev), (struct sockaddr *) &sin,
+                      &len) == 0, "getsockname");
+    return sin;
+}
+
+/* ---- echo server ------------------------------------------------------ */
+
+static void
+echo_read(struct bufferevent *bev, void *arg)
+{
+    (void) arg;
+    bufferevent_write_buffer(bev, bufferevent_get_input(bev));
+}
+
+static void
+echo_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void) arg;
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+        bufferevent_free(bev);
+    }
+}
+
+static void
+echo_accept(struct evconnlistener *lev, evutil_socket_t fd,
+    struct sockaddr *sa, int socklen, void *arg)
+{
+    struct bufferevent  *bev;
+
+    (void) sa;
+    (void) socklen;
+    (void) arg;
+    bev = bufferevent_socket_new(evconnlistener_get_base(lev), fd,
+                                 BEV_OPT_CLOSE_ON_FREE);
+    CHECK(bev != NULL, "bufferevent_socket_new (accepted)");
+    check_kind(bev, "accepted socket");
+    bufferevent_setcb(bev, echo_read, NULL, echo_event, NULL);
+    bufferevent_enable(bev, EV_READ | EV_WRITE);
+}
+
+static struct evconnlistener *
+echo_server(struct event_base *base)
+{
+    struct sockaddr_in      sin;
+    struct evconnlistener  *lev;
+
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(0x7f000001);
+    lev = evconnlistener_new_bind(base, echo_accept, NULL,
+                                  LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE,
+                                  -1, (struct sockaddr *) &sin, sizeof(sin));
+    CHECK(lev != NULL, "evconnlistener_new_bind");
+    return lev;
+}
+
+/* ---- echo clients ----------------------------------------------------- */
+
+struct client {
+    struct bufferevent  *bev;
+    int                  id;
+    size_t               total, sent, got;
+    int                  connected, done;
+};
+
+static int  clients_done;
+
+static void
+client_fill(struct client *c)
+{
+    unsigned char  buf[4096];
+    size_t         n, i;
+
+    /* a few pieces at a time, so the server sees many small reads */
+    while (c->sent < c->total
+           && evbuffer_get_length(bufferevent_get_output(c->bev)) < 65536)
+    {
+        n = c->total - c->sent;
+        n = n < sizeof(buf) ? n : (size_t) (1 + (c->sent * 13) % sizeof(buf));
+        for (i = 0; i < n; i++) {
+            buf[i] = pattern(c->id, c->sent + i);
+        }
+        bufferevent_write(c->bev, buf, n);
+        c->sent += n;
+    }
+}
+
+static void
+client_read(struct bufferevent *bev, void *arg)
+{
+    struct client  *c = arg;
+    unsigned char   buf[8192];
+    size_t          n, i;
+
+    while ((n = bufferevent_read(bev, buf, sizeof(buf))) > 0) {
+        for (i = 0; i < n; i++) {
+            CHECK(buf[i] == pattern(c->id, c->got + i),
+                  "conn %d: byte %zu is %u, want %u", c->id, c->got + i,
+                  buf[i], pattern(c->id, c->got + i));
+        }
+        c->got += n;
+    }
+    if (c->got == c->total && !c->done) {
+        c->done = 1;
+        clients_done++;
+        bufferevent_free(bev);
+        c->bev = NULL;
+        return;
+    }
+    client_fill(c);
+}
+
+static void
+client_write(struct bufferevent *bev, void *arg)
+{
+    (void) bev;
+    client_fill(arg);
+}
+
+static void
+client_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct client  *c = arg;
+
+    (void) bev;
+    if (what & BEV_EVENT_CONNECTED) {
+        c->connected = 1;
+        check_kind(c->bev, "connected with bufferevent_socket_connect");
+        client_fill(c);
+        return;
+    }
+    CHECK(0, "conn %d: event 0x%x (%s) after %zu of %zu bytes", c->id, what,
+          strerror(errno), c->got, c->total);
+}
+
+static void
+timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void) fd;
+    (void) what;
+    CHECK(0, "%s: timed out", (const char *) arg);
+}
+
+static int
+env_int(const char *name, int dflt)
+{
+    const char  *s = getenv(name);
+
+    return s != NULL && *s ? atoi(s) : dflt;
+}
+
+static void
+test_echo(void)
+{
+    struct event_base      *base = event_base_new();
+    struct evconnlistener  *lev = echo_server(base);
+    struct sockaddr_in      sin = listen_addr(lev);
+    struct timeval          tv = { 60, 0 };
+    struct event           *to;
+    struct client          *cs;
+    int                     n = env_int("LE_BEV_CONNS", 64), i;
+    size_t                  size = (size_t) env_int("LE_BEV_BYTES", 1 << 20);
+
+    cs = calloc((size_t) n, sizeof(*cs));
+    for (i = 0; i < n; i++) {
+        cs[i].id = i;
+        cs[i].total = size + (size_t) i * 1000;
+        cs[i].bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+        CHECK(cs[i].bev != NULL, "bufferevent_socket_new(-1)");
+        bufferevent_setcb(cs[i].bev, client_read, client_write, client_event,
+                          &cs[i]);
+        bufferevent_enable(cs[i].bev, EV_READ | EV_WRITE);
+        CHECK(bufferevent_socket_connect(cs[i].bev, (struct sockaddr *) &sin,
+                                         sizeof(sin)) == 0, "connect");
+    }
+    to = evtimer_new(base, timeout_cb, "echo");
+    evtimer_add(to, &tv);
+    while (clients_done < n) {
+        event_base_loop(base, EVLOOP_ONCE);
+    }
+    event_free(to);
+    evconnlistener_free(lev);
+    /* let the server see the EOFs and free its side */
+    tv.tv_sec = 0;
+    tv.tv_usec = 100000;
+    event_base_loopexit(base, &tv);
+    event_base_dispatch(base);
+    event_base_free(base);
+    free(cs);
+}
+
+/* ---- kind ------------------------------------------------------------- */
+
+static void
+test_kind(void)
+{
+    struct event_base   *base = event_base_new();
+    struct bufferevent  *bev;
+    int                  sv[2], fd;
+
+    CHECK(evutil_socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0, "socketpair");
+    bev = bufferevent_socket_new(base, sv[0], BEV_OPT_CLOSE_ON_FREE);
+    check_kind(bev, "socketpair");
+    bufferevent_free(bev);
+    close(sv[1]);
+
+    want_completion = 0;
+    CHECK(pipe(sv) == 0, "pipe");
+    bev = bufferevent_socket_new(base, sv[0], BEV_OPT_CLOSE_ON_FREE);
+    check_kind(bev, "pipe");
+    bufferevent_free(bev);
+    close(sv[1]);
+
+    fd = socket(AF_INET, SOCK_DGRAM, 0);
+    bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+    check_kind(bev, "UDP socket");
+    bufferevent_free(bev);
+
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+    check_kind(bev, "unconnected TCP socket");
+    bufferevent_free(bev);
+
+    event_base_free(base);
+}
+
+/* ---- slow reader ------------------------------------------------------ */
+
+#define SLOW_BYTES  (32u << 20)
+#define PP_CONNS    16
+#define PP_ROUNDS   200
+
+static struct bufferevent  *slow_srv;
+static size_t               slow_got, slow_sent;
+static int                  pp_done;
+
+struct pp {
+    struct bufferevent  *a, *b;
+    int                  rounds;
+};
+
+static void
+slow_read(struct bufferevent *bev, void *arg)
+{
+    struct evbuffer  *in = bufferevent_get_input(bev);
+    unsigned char     buf[16384];
+    size_t            n, i;
+
+    (void) arg;
+    while ((n = evbuffer_remove(in, buf, sizeof(buf))) > 0) {
+        for (i = 0; i < n; i++) {
+            CHECK(buf[i] == pattern(99, slow_got + i), "slow: byte %zu",
+                  slow_got + i);
+        }
+        slow_got += n;
+    }
+}
+
+static void
+slow_write(struct bufferevent *bev, void *arg)
+{
+    unsigned char  buf[65536];
+    size_t         i;
+
+    (void) arg;
+    while (slow_sent < SLOW_BYTES
+           && evbuffer_get_length(bufferevent_get_output(bev)) < (1u << 20))
+    {
+        for (i = 0; i < sizeof(buf); i++) {
+            buf[i] = pattern(99, slow_sent + i);
+        }
+        bufferevent_write(bev, buf, sizeof(buf));
+        slow_sent += sizeof(buf);
+    }
+}
+
+static void
+pp_read(struct bufferevent *bev, void *arg)
+{
+    struct pp  *p = arg;
+    char        buf[64];
+
+    while (bufferevent_read(bev, buf, sizeof(buf)) > 0) {
+        if (bev == p->a) {
+            if (++p->rounds == PP_ROUNDS) {
+                pp_done++;
+                return;
+            }
+            bufferevent_write(p->a, "ping", 4);
+        } else {
+            bufferevent_write(p->b, "pong", 4);
+        }
+    }
+}
+
+static void
+fail_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void) bev;
+    CHECK(0, "%s: event 0x%x (%s)", (const char *) arg, what,
+          strerror(errno));
+}
+
+static void
+pp_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void) bev;
+    CHECK(0, "ping-pong %p: event 0x%x (%s)", arg, what, strerror(errno));
+}
+
+static void
+tcp_pair(struct event_base *base, struct evconnlistener *lev,
+    struct bufferevent **a, struct bufferevent **b)
+{
+    struct sockaddr_in  sin = listen_addr(lev);
+    int                 c, s;
+
+    c = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(connect(c, (struct sockaddr *) &sin, sizeof(sin)) == 0, "connect");
+    s = accept(evconnlistener_get_fd(lev), NULL, NULL);
+    CHECK(s >= 0, "accept");
+    evutil_make_socket_nonblocking(c);
+    evutil_make_socket_nonblocking(s);
+    *a = bufferevent_socket_new(base, c, BEV_OPT_CLOSE_ON_FREE);
+    *b = bufferevent_socket_new(base, s, BEV_OPT_CLOSE_ON_FREE);
+    check_kind(*a, "tcp pair");
+}
+
+static void
+test_slow(void)
+{
+    struct event_base      *base = event_base_new();
+    struct evconnlistener  *lev = echo_server(base);
+    struct bufferevent     *writer;
+    struct pp               pps[PP_CONNS];
+    struct timeval          tv = { 60, 0 };
+    struct event           *to;
+    int                     i;
+
+    evconnlistener_disable(lev);
+    tcp_pair(base, lev, &writer, &slow_srv);
+    bufferevent_setcb(writer, NULL, slow_write, fail_event, "slow writer");
+    bufferevent_setcb(slow_srv, slow_read, NULL, fail_event, "slow reader");
+    bufferevent_enable(writer, EV_WRITE);
+    slow_write(writer, NULL);
+    /* reading on, then off for a while: the queue is taken, then left */
+    bufferevent_enable(slow_srv, EV_READ);
+    event_base_loop(base, EVLOOP_ONCE);
+    bufferevent_disable(slow_srv, EV_READ);
+
+    for (i = 0; i < PP_CONNS; i++) {
+        tcp_pair(base, lev, &pps[i].a, &pps[i].b);
+        pps[i].rounds = 0;
+        bufferevent_setcb(pps[i].a, pp_read, NULL, pp_event, &pps[i]);
+        bufferevent_setcb(pps[i].b, pp_read, NULL, pp_event, &pps[i]);
+        bufferevent_enable(pps[i].a, EV_READ | EV_WRITE);
+        bufferevent_enable(pps[i].b, EV_READ | EV_WRITE);
+        bufferevent_write(pps[i].a, "ping", 4);
+    }
+    to = evtimer_new(base, timeout_cb, "slow");
+    evtimer_add(to, &tv);
+    while (pp_done < PP_CONNS) {
+        event_base_loop(base, EVLOOP_ONCE);
+    }
+    CHECK(slow_got < SLOW_BYTES, "slow reader read everything while off");
+    fprintf(stderr, "le-bev: ping-pong done with %zu of %u bytes read\n",
+            slow_got, SLOW_BYTES);
+
+    bufferevent_enable(slow_srv, EV_READ);
+    while (slow_got < SLOW_BYTES) {
+        event_base_loop(base, EVLOOP_ONCE);
+    }
+    CHECK(slow_got == SLOW_BYTES, "slow: got %zu", slow_got);
+
+    for (i = 0; i < PP_CONNS; i++) {
+        bufferevent_free(pps[i].a);
+        bufferevent_free(pps[i].b);
+    }
+    bufferevent_free(writer);
+    bufferevent_free(slow_srv);
+    event_free(to);
+    evconnlistener_free(lev);
+    event_base_free(base);
+}
+
+/* ---- free with I/O in flight ------------------------------------------ */
+
+static void
+test_free(void)
+{
+    struct event_base      *base = event_base_new();
+    struct evconnlistener  *lev = echo_server(base);
+    struct bufferevent     *a, *b;
+    struct timeval          tv = { 0, 50000 };
+    static unsigned char    big[4u << 20];
+    int                     round;
+
+    evconnlistener_disable(lev);
+    for (round = 0; round < 20; round++) {
+        tcp_pair(base, lev, &a, &b);
+        bufferevent_setcb(a, NULL, NULL, fail_event, "free a");
+        bufferevent_setcb(b, NULL, NULL, fail_event, "free b");
+        bufferevent_enable(a, EV_READ | EV_WRITE);
+        bufferevent_enable(b, EV_READ);
+        bufferevent_disable(b, EV_READ);
+        /* more than the socket buffers hold: a send stays in the kernel */
+        bufferevent_write(a, big, sizeof(big));
+        bufferevent_write(b, "unread", 6);
+        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+        switch (round % 3) {
+        case 0:
+            bufferevent_free(a);
+            bufferevent_free(b);
+            break;
+        case 1:
+            bufferevent_free(b);
+            bufferevent_free(a);
+            break;
+        default:
+            /* freed in the same pass that queued the write */
+            bufferevent_write(a, big, 1000);
+            bufferevent_free(a);
+            bufferevent_free(b);
+            break;
+        }
+        event_base_loopexit(base, &tv);
+        event_base_dispatch(base);
+    }
+    /* and one freed with the base right after, without another pass */
+    tcp_pair(base, lev, &a, &b);
+    bufferevent_enable(a, EV_WRITE);
+    bufferevent_write(a, big, sizeof(big));
+    event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+    bufferevent_free(a);
+    bufferevent_free(b);
+    evconnlistener_free(lev);
+    event_base_loopexit(base, &tv);
+    event_base_dispatch(base);
+    event_base_free(base);
+}
+
+/* ---- connect and events ------------------------------------------------ */
+
+static short  ev_seen;
+static int    ev_errno;
+
+static void
+note_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void) bev;
+    (void) arg;
+    ev_seen = what;
+    ev_errno = errno;
+}
+
+static void
+test_connect(void)
+{
+    struct event_base      *base = event_base_new();
+    struct evconnlistener  *lev = echo_server(base);
+    struct sockaddr_in      sin = listen_addr(lev);
+    struct bufferevent     *bev, *a, *b;
+    struct timeval          tv = { 0, 100000 };
+    int                     i;
+
+    /* refused */
+    evconnlistener_free(lev);
+    bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    bufferevent_setcb(bev, NULL, NULL, note_event, NULL);
+    bufferevent_enable(bev, EV_READ | EV_WRITE);
+    CHECK(bufferevent_socket_connect(bev, (struct sockaddr *) &sin,
+                                     sizeof(sin)) == 0, "connect");
+    for (i = 0; i < 50 && !ev_seen; i++) {
+        event_base_loop(base, EVLOOP_ONCE);
+    }
+    CHECK(ev_seen == BEV_EVENT_ERROR && ev_errno == ECONNREFUSED,
+          "refused: event 0x%x errno %d", ev_seen, ev_errno);
+    bufferevent_free(bev);
+
+    /* connect, then EOF */
+    lev = echo_server(base);
+    sin = listen_addr(lev);
+    evconnlistener_disable(lev);
+    bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    bufferevent_setcb(bev, NULL, NULL, note_event, NULL);
+    bufferevent_enable(bev, EV_READ | EV_WRITE);
+    ev_seen = 0;
+    CHECK(bufferevent_socket_connect(bev, (struct sockaddr *) &sin,
+                                     sizeof(sin)) == 0, "connect");
+    for (i = 0; i < 50 && !ev_seen; i++) {
+        event_base_loop(base, EVLOOP_ONCE);
+    }
+    CHECK(ev_seen == BEV_EVENT_CONNECTED, "connect: event 0x%x", ev_seen);
+    check_kind(bev, "after connect");
+    i = accept(evconnlistener_get_fd(lev), NULL, NULL);
+    CHECK(i >= 0, "accept");
+    close(i);
+    ev_seen = 0;
+    for (i = 0; i < 50 && !ev_seen; i++) {
+        event_base_loop(base, EVLOOP_ONCE);
+    }
+    CHECK(ev_seen == (BEV_EVENT_READING | BEV_EVENT_EOF), "eof: event 0x%x",
+          ev_seen);
+    bufferevent_free(bev);
+
+    /* read timeout */
+    tcp_pair(base, lev, &a, &b);
+    bufferevent_setcb(a, NULL, NULL, note_event, NULL);
+    bufferevent_set_timeouts(a, &tv, NULL);
+    bufferevent_enable(a, EV_READ);
+    ev_seen = 0;
+    for (i = 0; i < 50 && !ev_seen; i++) {
+        event_base_loop(base, EVLOOP_ONCE);
+    }
+    CHECK(ev_seen == (BEV_EVENT_READING | BEV_EVENT_TIMEOUT),
+          "timeout: event 0x%x", ev_seen);
+    bufferevent_free(a);
+    bufferevent_free(b);
+    evconnlistener_free(lev);
+    event_base_free(base);
+}
+
+int
+main(int argc, char **argv)
+{
+    struct event_base  *base;
+
+    CHECK(argc >= 2, "usage: le-bev kind|echo|slow|free|connect "
+          "[completion|socket]");
+    if (argc > 2) {
+        want_completion = strcmp(argv[2], "socket") != 0;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    base = event_base_new();
+    CHECK(base != NULL, "event_base_new");
+    fprintf(stderr, "le-bev: method %s\n", event_base_get_method(base));
+    event_base_free(base);
+
+    if (strcmp(argv[1], "kind") == 0) {
+        test_kind();
+    } else if (strcmp(argv[1], "echo") == 0) {
+        test_echo();
+    } else if (strcmp(argv[1], "slow") == 0) {
+        test_slow();
+    } else if (strcmp(argv[1], "free") == 0) {
+        test_free();
+    } else if (strcmp(argv[1], "connect") == 0) {
+        test_connect();
+    } else {
+        CHECK(0, "unknown case %s", argv[1]);
+    }
+    printf("ok\n");
+    return 0;
+}
