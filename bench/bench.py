@@ -68,7 +68,10 @@ SYSCALLS = os.environ.get("BENCH_SYSCALLS", "perf")
 DO_BUILD = env_int("BENCH_BUILD", 0 if QUICK else 1)
 BASELINE = env_int("BENCH_BASELINE", 1)
 ROW_FILTER = env_list("BENCH_ROWS", [])
-LE_COMPL_ENV = os.environ.get("BENCH_LIBEVENT_COMPLETION_ENV", "").strip()
+# Completion bufferevents are the io_uring backend's default; the
+# io_uring row turns them off (readiness), the io_uring-compl row keeps them.
+LE_COMPL_ENV = os.environ.get("BENCH_LIBEVENT_COMPLETION_ENV",
+                              "EVENT_IO_URING_NO_BEV=0").strip()
 PIN = (os.cpu_count() or 1) >= 2
 SERVER_CPU, CLIENT_CPU = "0", "1"
 
@@ -333,8 +336,11 @@ class Libevent(Server):
     def env(self):
         env = dict(os.environ)
         env.pop("EVENT_NOIO_URING", None)
+        env.pop("EVENT_IO_URING_NO_BEV", None)
         if self.mode == "epoll":
             env["EVENT_NOIO_URING"] = "1"
+        elif self.mode == "io_uring":
+            env["EVENT_IO_URING_NO_BEV"] = "1"
         elif self.mode == "io_uring-compl":
             k, _, v = LE_COMPL_ENV.partition("=")
             env[k] = v

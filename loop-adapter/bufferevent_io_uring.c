@@ -104,8 +104,10 @@ struct bufferevent_io_uring {
 	evutil_socket_t fd;
 	struct evbuffer *stash;		/* read aside while reading was off */
 
-	/* the send in flight */
+	/* the send in flight; on the handle of generation send_gen */
 	size_t write_in_progress;
+	unsigned gen;			/* counts handles closed */
+	unsigned send_gen;
 	struct evbuffer_chain *pinned[BEV_IO_URING_IOV];
 	int npinned;
 
@@ -114,6 +116,8 @@ struct bufferevent_io_uring {
 	unsigned recv_on : 1;		/* we asked for the receive */
 	unsigned send_done : 1;		/* the send's done callback ran */
 	unsigned in_call : 1;		/* inside our own engine call */
+	unsigned want_wcb : 1;		/* writing enabled with nothing to
+					   send: run the write callback */
 	unsigned read_added : 1;	/* virtual events held */
 	unsigned write_added : 1;
 };
@@ -194,17 +198,20 @@ bev_io_uring_del_write(struct bufferevent_io_uring *beu)
 	}
 }
 
-/* ev_read and ev_write back to timeout-only events, after a connect
- * borrowed ev_write for the socket's write callback. */
+/* ev_read and ev_write as timeout-only events (again, after a connect
+ * borrowed ev_write for the socket's write callback).  ev_read carries the
+ * fd, which it never watches: the OpenSSL filter reads its underlying
+ * bufferevent's fd from there. */
 static void
-bev_io_uring_timers(struct bufferevent *bev)
+bev_io_uring_timers(struct bufferevent *bev, evutil_socket_t fd)
 {
-	if (event_get_fd(&bev->ev_write) < 0 &&
-	    event_get_fd(&bev->ev_read) < 0)
+	if (!(event_get_events(&bev->ev_write) & EV_WRITE) &&
+	    event_get_fd(&bev->ev_read) == fd)
 		return;
 	event_del(&bev->ev_read);
 	event_del(&bev->ev_write);
 	bufferevent_init_generic_timeout_cbs_(bev);
+	bev->ev_read.ev_fd = fd;
 }
 
 static void
@@ -247,11 +254,15 @@ bev_io_uring_write_complete(struct bufferevent_io_uring *beu)
 	bev_io_uring_unpin(beu);
 	bev_io_uring_del_write(beu);
 
-	err = beu->rf ? rp_send_error(beu->rf) : -ECANCELED;
+	/* A send on a handle closed since (setfd, free) was abandoned: the
+	 * output was unfrozen then and may hold anything now. */
+	if (beu->send_gen != beu->gen || !beu->rf)
+		err = -ECANCELED;
+	else
+		err = rp_send_error(beu->rf);
 	if (err == 0) {
 		evbuffer_unfreeze(bev->output, 1);
 		evbuffer_drain(bev->output, n);
-		evbuffer_freeze(bev->output, 1);
 		if (evbuffer_get_length(bev->output))
 			BEV_RESET_GENERIC_WRITE_TIMEOUT(bev);
 		else
@@ -260,7 +271,8 @@ bev_io_uring_write_complete(struct bufferevent_io_uring *beu)
 		 * below the low watermark. */
 		bufferevent_trigger_nolock_(bev, EV_WRITE, 0);
 		bev_io_uring_consider_writing(beu);
-	} else if (beu->rf && beu->ok) {
+	} else if (err != -ECANCELED && beu->ok) {
+		evbuffer_unfreeze(bev->output, 1);
 		bufferevent_decrement_write_buckets_(&beu->bev, -(ev_ssize_t)n);
 		EVUTIL_SET_SOCKET_ERROR(-err);
 		bufferevent_disable(bev, EV_WRITE);
@@ -282,6 +294,9 @@ bev_io_uring_close_rf(struct bufferevent_io_uring *beu)
 	beu->in_call = 0;
 	beu->rf = NULL;
 	beu->recv_on = 0;
+	++beu->gen;
+	if (beu->write_in_progress)
+		evbuffer_unfreeze(beu->bev.bev.output, 1);
 	if (beu->send_done)
 		bev_io_uring_write_complete(beu);
 }
@@ -305,6 +320,8 @@ bev_io_uring_check_engine(struct bufferevent_io_uring *beu)
 	if (beu->write_in_progress) {
 		beu->write_in_progress = 0;
 		beu->send_done = 0;
+		++beu->gen;
+		evbuffer_unfreeze(bev->output, 1);
 		bev_io_uring_unpin(beu);
 		bev_io_uring_del_write(beu);
 		bufferevent_decref_(bev);
@@ -482,6 +499,12 @@ bev_io_uring_cb(struct event_callback *cb, void *arg)
 	bufferevent_incref_and_lock_(bev);
 	if (beu->send_done)
 		bev_io_uring_write_complete(beu);
+	if (beu->want_wcb) {
+		beu->want_wcb = 0;
+		if (beu->ok && !beu->write_in_progress &&
+		    (bev->enabled & EV_WRITE) && !beu->bev.write_suspended)
+			bufferevent_trigger_nolock_(bev, EV_WRITE, 0);
+	}
 	bev_io_uring_read(beu);
 	bufferevent_decref_and_unlock_(bev);
 }
@@ -562,9 +585,11 @@ bev_io_uring_consider_writing(struct bufferevent_io_uring *beu)
 		++n;
 	}
 	beu->npinned = n;
+	evbuffer_freeze(output, 1);
 
 	bufferevent_incref_(bev);
 	beu->write_in_progress = sum;
+	beu->send_gen = beu->gen;
 	beu->send_done = 0;
 	beu->in_call = 1;
 	r = rp_send(beu->engine, beu->rf, iov, n, 0, bev_io_uring_send_done,
@@ -573,6 +598,7 @@ bev_io_uring_consider_writing(struct bufferevent_io_uring *beu)
 	if (r < 0) {
 		beu->write_in_progress = 0;
 		beu->send_done = 0;
+		evbuffer_unfreeze(output, 1);
 		bev_io_uring_unpin(beu);
 		EVUTIL_SET_SOCKET_ERROR(-r);
 		bufferevent_disable(bev, EV_WRITE);
@@ -607,11 +633,18 @@ be_io_uring_enable(struct bufferevent *bev, short what)
 {
 	struct bufferevent_io_uring *beu = upcast(bev);
 
-	if (beu->bev.connecting || beu->unconnected || beu->fd < 0)
+	/* Without a (connected) fd only the timeouts run, as a socket
+	 * bufferevent's events on fd -1 are timeouts alone. */
+	if (beu->bev.connecting || beu->unconnected || beu->fd < 0) {
+		if (what & EV_READ)
+			BEV_RESET_GENERIC_READ_TIMEOUT(bev);
+		if ((what & EV_WRITE) && beu->fd < 0)
+			BEV_RESET_GENERIC_WRITE_TIMEOUT(bev);
 		return (0);
+	}
 	if (!beu->ok)
 		return (-1);
-	bev_io_uring_timers(bev);
+	bev_io_uring_timers(bev, beu->fd);
 
 	if (what & EV_READ) {
 		BEV_RESET_GENERIC_READ_TIMEOUT(bev);
@@ -621,6 +654,13 @@ be_io_uring_enable(struct bufferevent *bev, short what)
 		if (evbuffer_get_length(bev->output))
 			BEV_RESET_GENERIC_WRITE_TIMEOUT(bev);
 		bev_io_uring_consider_writing(beu);
+		/* The socket bufferevent's write event fires once for a
+		 * writable socket even with nothing to write, and runs the
+		 * write callback (TLS filters start their handshake so). */
+		if (!beu->write_in_progress && !beu->want_wcb) {
+			beu->want_wcb = 1;
+			event_callback_activate_(bev->ev_base, &beu->cfd.cb);
+		}
 	}
 	return (0);
 }
@@ -674,7 +714,7 @@ be_io_uring_adj_timeouts(struct bufferevent *bev)
 	/* While connecting, ev_write is the connect's own event. */
 	if (BEV_UPCAST(bev)->connecting)
 		return (bufferevent_generic_adj_existing_timeouts_(bev));
-	bev_io_uring_timers(bev);
+	bev_io_uring_timers(bev, upcast(bev)->fd);
 	return (bufferevent_generic_adj_timeouts_(bev));
 }
 
@@ -702,7 +742,9 @@ bev_io_uring_setfd(struct bufferevent_io_uring *beu, evutil_socket_t fd)
 	if (bev_io_uring_check_engine(beu) == 0)
 		bev_io_uring_close_rf(beu);
 	bev_io_uring_del_read(beu);
-	bev_io_uring_timers(bev);
+	bev_io_uring_timers(bev, fd);
+	/* as be_socket_setfd */
+	evbuffer_unfreeze(bev->input, 0);
 	if (beu->stash)
 		evbuffer_drain(beu->stash, evbuffer_get_length(beu->stash));
 
@@ -783,8 +825,9 @@ bufferevent_io_uring_new_(struct event_base *base, evutil_socket_t fd,
 	bufferevent_init_generic_timeout_cbs_(bev);
 
 	evbuffer_add_cb(bev->output, be_io_uring_outbuf_cb, bev);
+	/* As the socket bufferevent: nobody else adds to the input.  The
+	 * output's start is frozen only while a send is in flight. */
 	evbuffer_freeze(bev->input, 0);
-	evbuffer_freeze(bev->output, 1);
 
 	if (fd >= 0 && bev_io_uring_setfd(beu, fd) < 0) {
 		bufferevent_free(bev);
@@ -799,7 +842,7 @@ bufferevent_io_uring_set_connected_(struct bufferevent *bev)
 	struct bufferevent_io_uring *beu = upcast(bev);
 
 	beu->unconnected = 0;
-	bev_io_uring_timers(bev);
+	bev_io_uring_timers(bev, beu->fd);
 	be_io_uring_enable(bev, bev->enabled &
 	    ~((beu->bev.read_suspended ? EV_READ : 0) |
 		(beu->bev.write_suspended ? EV_WRITE : 0)));
