@@ -464,17 +464,20 @@ bev_io_uring_read(struct bufferevent_io_uring *beu)
 	/* The callback may have freed or disabled us. */
 	if (!beu->rf || !(bev->enabled & EV_READ) || bev_p->read_suspended)
 		return;
+	st = rp_recv_status(beu->rf);
 	if ((beu->stash && evbuffer_get_length(beu->stash)) ||
-	    rp_recv_queued(beu->rf)) {
+	    rp_recv_queued(beu->rf) || (got && st)) {
 		/* More than one read's worth: the rest on the next pass, as
-		 * the socket's level-triggered read event would. */
+		 * the socket's level-triggered read event would.  EOF and
+		 * errors too come a pass after the last data, as read()
+		 * returns them: deferred callbacks see the data first. */
 		EVBASE_ACQUIRE_LOCK(bev->ev_base, th_base_lock);
 		event_callback_activate_later_nolock_(bev->ev_base,
 		    &beu->cfd.cb);
 		EVBASE_RELEASE_LOCK(bev->ev_base, th_base_lock);
 		return;
 	}
-	if ((st = rp_recv_status(beu->rf)) != 0) {
+	if (st != 0) {
 		short what = BEV_EVENT_READING;
 
 		if (st > 0) {

@@ -5,7 +5,8 @@
 # one result line per test case in $RP_RESULTS.
 #
 # Usage: tests/libevent/regress.sh <libevent source tree> <method>
-#   method: io_uring | epoll
+#   method: io_uring | io_uring-nobev | epoll
+#   (io_uring-nobev: EVENT_IO_URING_NO_BEV=1, readiness bufferevents)
 #
 # Skipped by name, and only these: six TLS tests that fail on Debian 12 for
 # every backend (OpenSSL 3 reports an unclean shutdown differently).
@@ -21,8 +22,12 @@ http/https_chunk_out ssl/bufferevent_socketpair_dirty_shutdown
 ssl/bufferevent_renegotiate_socketpair_dirty_shutdown
 ssl/bufferevent_socketpair_startopen_dirty_shutdown"
 
+unset EVENT_IO_URING_NO_BEV EVENT_IO_URING_BUFFERS
 case $method in
 io_uring) upper=IO_URING ;;
+io_uring-nobev)
+          upper=IO_URING; EVENT_IO_URING_NO_BEV=1; export EVENT_IO_URING_NO_BEV
+          method=io_uring ;;
 epoll)    upper=EPOLL ;;
 *) echo "regress.sh: unknown method $method" >&2; exit 2 ;;
 esac

@@ -9,7 +9,7 @@ log=${RP_LOG_DIR:-build/libevent/logs}
 mkdir -p "$log"
 log=$(cd "$log" && pwd)
 unset EVENT_NOIO_URING EVENT_NOEPOLL EVENT_SHOW_METHOD EVENT_DEBUG_MODE \
-    EVENT_EPOLL_USE_CHANGELIST
+    EVENT_EPOLL_USE_CHANGELIST EVENT_IO_URING_NO_BEV EVENT_IO_URING_BUFFERS
 
 # run NAME CMD...: PASS when CMD exits 0, SKIP when 77, FAIL otherwise.
 run() {
@@ -40,4 +40,16 @@ else
     echo "FAIL libevent/noring-fallback (no launcher at $noring)" >> "$res"
 fi
 run memcached-drop-in     "$here/memcached.sh" "$prefix/lib" io_uring
+# completion bufferevents
+run bev-kind              "$bin/le-bev" kind
+run bev-kind-nobev        env EVENT_IO_URING_NO_BEV=1 "$bin/le-bev" echo socket
+run bev-connect           "$bin/le-bev" connect
+run bev-echo              "$bin/le-bev" echo
+run bev-enobufs-storm     env EVENT_IO_URING_BUFFERS=8 LE_BEV_CONNS=128 \
+                              "$bin/le-bev" echo
+run bev-slow-reader       env EVENT_IO_URING_BUFFERS=8 "$bin/le-bev" slow
+run bev-free-inflight-asan env ASAN_OPTIONS=detect_leaks=1 \
+                              "$bin/le-bev-asan" free
+run bev-echo-asan         env EVENT_IO_URING_BUFFERS=16 LE_BEV_CONNS=32 \
+                              "$bin/le-bev-asan" echo
 exit 0

@@ -2,14 +2,21 @@
 #  libevent-regress-epoll, libevent-regress-io_uring
 #      libevent's own regression suite (test.sh's programs, regress, and
 #      regress with EVENT_DEBUG_MODE=1) once per backend, one result per case,
-#      so the two counts sit side by side
+#      so the two counts sit side by side; io_uring with completion
+#      bufferevents (the default).  `make test-libevent-regress-io_uring-nobev`
+#      runs it with EVENT_IO_URING_NO_BEV=1 (readiness bufferevents); not part
+#      of `make test`, which it would lengthen by one more run.
 #  libevent
 #      our programs on the installed library: method, features and trigger
 #      modes, avoid by env and by config, fork, 10,000 fds, the seccomp
-#      fallback, and an unmodified Debian memcached run as a drop-in
+#      fallback, and an unmodified Debian memcached run as a drop-in;
+#      completion bufferevents (le-bev.c): kind, connect, echo with an
+#      ENOBUFS storm (8 buffers, 128 connections), slow reader, and free
+#      with I/O in flight built with ASan
 
 LEV_TEST_DIR  := $(BUILD)/tests/libevent
-LEV_TEST_BINS := $(addprefix $(LEV_TEST_DIR)/,le-basic le-fork le-manyfds)
+LEV_TEST_BINS := $(addprefix $(LEV_TEST_DIR)/,le-basic le-fork le-manyfds le-bev \
+                 le-bev-asan)
 LEV_TEST_LIBS := -L$(LEV_PREFIX)/lib -Wl,-rpath,$(abspath $(LEV_PREFIX))/lib \
                  -levent_core
 
@@ -17,7 +24,7 @@ TEST_SUITES  += libevent-regress-epoll libevent-regress-io_uring libevent
 DEPS_TARGETS += deps-libevent-tests
 
 .PHONY: deps-libevent-tests test-libevent test-libevent-regress-epoll \
-        test-libevent-regress-io_uring
+        test-libevent-regress-io_uring test-libevent-regress-io_uring-nobev
 
 deps-libevent-tests:
 	@scripts/deps.sh memcached perl
@@ -26,7 +33,15 @@ $(LEV_TEST_DIR)/%: tests/libevent/%.c $(LEV_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(RP_CFLAGS) -I$(LEV_PREFIX)/include -o $@ $< $(LEV_TEST_LIBS)
 
-test-libevent-regress-epoll test-libevent-regress-io_uring: \
+# the test program under ASan (libevent itself is not instrumented, but
+# LeakSanitizer sees its allocations and ASan the program's)
+$(LEV_TEST_DIR)/le-bev-asan: tests/libevent/le-bev.c $(LEV_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(RP_CFLAGS) $(SAN_FLAGS) -I$(LEV_PREFIX)/include -o $@ $< \
+	    $(LEV_TEST_LIBS)
+
+test-libevent-regress-epoll test-libevent-regress-io_uring \
+test-libevent-regress-io_uring-nobev: \
 test-libevent-regress-%: $(LEV_LIB)
 	@scripts/suite.sh libevent-regress-$* tests/libevent/regress.sh \
 	    $(LEV_SRC) $*
