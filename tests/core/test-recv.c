@@ -477,8 +477,19 @@ eof_or_err(void *arg)
     return c->eof || c->err;
 }
 
+static int
+got_all(void *arg)
+{
+    conn_t  *c = arg;
+
+    if (c->ready) {
+        drain(cur_e, c);
+    }
+    return c->off >= 3000 || c->bad_at != -1;
+}
+
 static void
-end_case(int reset)
+end_case(int reset, int later)
 {
     rp_engine_t    *e;
     conn_t         *c = &conns[0];
@@ -512,9 +523,17 @@ end_case(int reset)
 
     t_pat_fill(c->seed, 0, buf, sizeof(buf));
     CHECK(send(peer, buf, sizeof(buf), 0) == sizeof(buf), "peer send");
-    if (reset) {
-        /* Let the data land first, then RST: data, then the error. */
+    if (!later) {
+        /* Data and the end in one pass: the end queues behind the data. */
         usleep(20000);
+    } else {
+        /* The data is read first; the end needs its own RP_EV_RECV. */
+        rc = t_loop(e, got_all, c, 10, 3000);
+        CHECK(rc == 0, "data not received: %s (%llu)", strerror(-rc),
+            (unsigned long long) c->off);
+        CHECK(!c->eof && !c->err, "end reported before the peer ended");
+    }
+    if (reset) {
         setsockopt(peer, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
     } else {
         shutdown(peer, SHUT_WR);
@@ -555,17 +574,10 @@ out:
     }
 }
 
-static void
-case_eof(void)
-{
-    end_case(0);
-}
-
-static void
-case_reset(void)
-{
-    end_case(1);
-}
+static void case_eof(void)         { end_case(0, 0); }
+static void case_eof_later(void)   { end_case(0, 1); }
+static void case_reset(void)       { end_case(1, 0); }
+static void case_reset_later(void) { end_case(1, 1); }
 
 static void
 case_no_buffers(void)
@@ -610,7 +622,9 @@ main(int argc, char **argv)
     t_run("recv/enobufs-take", case_enobufs_take, 60);
     t_run("recv/max-queued", case_max_queued, 30);
     t_run("recv/eof-after-data", case_eof, 10);
+    t_run("recv/eof-in-a-later-pass", case_eof_later, 10);
     t_run("recv/reset-after-data", case_reset, 10);
+    t_run("recv/reset-in-a-later-pass", case_reset_later, 10);
     t_run("recv/no-buffer-ring", case_no_buffers, 10);
     return t_exit_code();
 }
