@@ -346,6 +346,8 @@ rp_engine_create(const rp_engine_params_t *p, rp_event_cb cb,
     }
     e->cb = cb;
     e->params_flags = p ? p->flags : 0;
+    e->flush_timeout_ms = (p && p->flush_timeout_ms) ? p->flush_timeout_ms
+                                                     : 60000;
     e->next_gen = 1;
 
     rc = rp_ring_init(e, entries, cq_entries, why, why_len);
@@ -692,7 +694,7 @@ rp_stats_format(const rp_stats_t *st, char *buf, size_t len)
                  "enters=%llu waits=%llu sqes=%llu cqes=%llu recv_bytes=%llu "
                  "send_bytes=%llu enobufs=%llu rearms=%llu cancels=%llu "
                  "stale=%llu sq_full=%llu cq_overflow=%llu send_partial=%llu "
-                 "bufs_in_use=%u fds=%u",
+                 "flush_timeouts=%llu bufs_in_use=%u fds=%u",
                  (unsigned long long) st->enters,
                  (unsigned long long) st->waits,
                  (unsigned long long) st->sqes,
@@ -706,6 +708,7 @@ rp_stats_format(const rp_stats_t *st, char *buf, size_t len)
                  (unsigned long long) st->sq_full,
                  (unsigned long long) st->cq_overflow,
                  (unsigned long long) st->send_partial,
+                 (unsigned long long) st->flush_timeouts,
                  st->bufs_in_use_now, st->fds_open_now);
     if (n < 0) {
         return 0;
