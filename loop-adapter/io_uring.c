@@ -522,6 +522,18 @@ io_uring_dealloc(struct event_base *base)
 
 	evsig_dealloc_(base);
 
+	/* EVENT_IO_URING_STATS=1: the engine's counters, one line per base,
+	 * for operators and benchmarks (enters per pass, cancels...). */
+	if (!(base->flags & EVENT_BASE_FLAG_IGNORE_ENV) &&
+	    evutil_getenv_("EVENT_IO_URING_STATS") != NULL) {
+		rp_stats_t st;
+		char line[512];
+
+		rp_engine_stats(iop->engine, &st);
+		rp_stats_format(&st, line, sizeof(line));
+		event_msgx("io_uring: %s", line);
+	}
+
 	/* In a child after fork the ring still serves the parent: drop our
 	 * references without cancelling the parent's requests.  In the
 	 * parent, cancel every poll by its request and reap the
