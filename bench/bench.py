@@ -20,6 +20,7 @@ import atexit
 import fnmatch
 import os
 import re
+import resource
 import select
 import signal
 import socket
@@ -44,6 +45,7 @@ REPORT_LUA = os.path.join(TOP, "bench", "report.lua")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 NR_IO_URING_ENTER = 426     # the same on every architecture since 5.1
 CLIENT_BOUND_PCT = 95.0
+NOFILE = min(65536, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
 
 QUICK = "--quick" in sys.argv[1:]
 
@@ -70,6 +72,9 @@ BASELINE = env_int("BENCH_BASELINE", 1)
 ROW_FILTER = env_list("BENCH_ROWS", [])
 LE_COMPL_ENV = os.environ.get("BENCH_LIBEVENT_COMPLETION_ENV", "").strip()
 PIN = (os.cpu_count() or 1) >= 2
+# Idle upstream connections nginx keeps: enough for every client
+# connection, so proxy rows measure proxying, not upstream reconnects.
+UP_KEEPALIVE = max(64, max(CONNS))
 SERVER_CPU, CLIENT_CPU = "0", "1"
 
 # Workloads: name -> (server groups that run it, URL path or None for echo)
@@ -300,6 +305,12 @@ class Server:
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
+    def crashed(self):
+        """Why this server's run is not a sample (it died), or None."""
+        if not self.alive():
+            return f"server exited during the run ({self.proc.returncode})"
+        return None
+
     def stop(self):
         if self.proc is not None:
             stop(self.proc)
@@ -366,7 +377,7 @@ class Nginx(Server):
         upstream = ""
         if Nginx.upstream_port:
             upstream = (f"upstream bench_up {{ server 127.0.0.1:"
-                        f"{Nginx.upstream_port}; keepalive 64; }}")
+                        f"{Nginx.upstream_port}; keepalive {UP_KEEPALIVE}; }}")
             proxy = ("location = /proxy { proxy_pass http://bench_up; "
                      "proxy_http_version 1.1; "
                      "proxy_set_header Connection \"\"; }")
@@ -383,7 +394,7 @@ daemon off;
 master_process on;
 pid {self.logdir}/nginx.pid;
 error_log {self.logdir}/error.log warn;
-worker_rlimit_nofile 65536;
+worker_rlimit_nofile {NOFILE};
 events {{
     worker_connections 4096;
     {use}
@@ -439,11 +450,32 @@ http {{
     def workers_now(self):
         return children(self.proc.pid)
 
+    def crashed(self):
+        why = Server.crashed(self)
+        if why:
+            return why
+        try:
+            with open(self.errlog, errors="replace") as f:
+                f.seek(self.errlog_mark)
+                m = re.search(r"worker process \d+ exited on signal (\d+)",
+                              f.read())
+        except OSError:
+            m = None
+        if m:
+            return f"nginx worker exited on signal {m[1]} (see {self.errlog})"
+        if self.workers_now() != self._workers:
+            return "nginx worker restarted during the run"
+        return None
+
     def start(self):
         for attempt in range(3):
             port = free_port()
             conf = self.write_conf(port)
-            errlog = os.path.join(self.logdir, "error.log")
+            errlog = self.errlog = os.path.join(self.logdir, "error.log")
+            try:
+                self.errlog_mark = os.path.getsize(errlog)
+            except OSError:
+                self.errlog_mark = 0
             err = open(os.path.join(self.logdir, "stderr.log"), "a")
             self.proc = spawn([NGINX, "-p", self.logdir, "-c", conf,
                                "-e", errlog], SERVER_CPU,
@@ -524,6 +556,10 @@ def measure(group, mode, workload, conns):
         t1 = cpu_ticks(workers)
         res = {"version": srv.version, "method": srv.method}
         parsed = parse_client(workload, out)
+        crash = srv.crashed()
+        if crash:
+            res["crash"] = res["error"] = crash
+            return res
         if rc != 0 or parsed is None:
             last = out.strip().splitlines()[-1:] or [f"exit {rc}"]
             res["error"] = f"client failed: {last[0][:120]}"
@@ -537,10 +573,10 @@ def measure(group, mode, workload, conns):
                    cpu_us_req=((t1 - t0) * 1e6 / CLK_TCK / good
                                if good else None),
                    hwm_kb=vm_hwm_kb(srv.worker()))
-        if not srv.alive():
-            res["crash"] = "server exited during the run"
-        elif isinstance(srv, Nginx) and srv.workers_now() != srv._workers:
-            res["crash"] = "nginx worker restarted during the run"
+        crash = srv.crashed()
+        if crash:
+            # Its CPU and request counts mix two processes: not a sample.
+            res["crash"] = res["error"] = crash
         return res
     finally:
         srv.stop()
@@ -608,15 +644,19 @@ def syscall_pass(method, group, mode, workload, conns):
             load_argv(workload, srv.port, conns, SYSCALL_SECS),
             SYSCALL_SECS + 30)
         stop(tracer, signal.SIGINT, grace=10.0)
+        crash = srv.crashed()
+        if crash:
+            return {"why": crash}
         parsed = parse_client(workload, cout)
-        if rc != 0 or parsed is None or parsed[0] == 0:
-            return {}
-        reqs = parsed[0] - parsed[5]
+        reqs = parsed[0] - parsed[5] if parsed else 0
+        if rc != 0 or reqs <= 0:
+            last = cout.strip().splitlines()[-1:] or [f"exit {rc}"]
+            return {"why": f"no 2xx responses ({last[0][:80]})"}
         try:
             with open(out) as f:
                 text = f.read()
         except OSError:
-            return {}
+            return {"why": f"{method} wrote nothing"}
         if method == "perf":
             vals = []
             for line in text.splitlines():
@@ -792,10 +832,7 @@ def table(rows):
         if failed:
             notes.append(f"{len(failed)} run(s) failed: {failed[0]}")
         if any(r.get("retried") for r in row["runs"]):
-            notes.append("retried after a run with no requests")
-        crashes = [r["crash"] for r in row["runs"] if "crash" in r]
-        if crashes:
-            notes.append(crashes[0])
+            notes.append("retried once")
         if row["client_pct"] is not None and \
                 row["client_pct"] >= CLIENT_BOUND_PCT:
             notes.append("client-bound")
@@ -805,6 +842,8 @@ def table(rows):
         if not row["good"]:
             notes.insert(0, "no good run")
         sc = row.get("sc", {})
+        if sc.get("why"):
+            notes.append(f"syscall pass failed: {sc['why']}")
         if mode != "epoll" and sc.get("enter_req") == 0:
             notes.append("no io_uring_enter in the syscall pass: "
                          "fell back to epoll?")
@@ -874,11 +913,12 @@ def header(rows, sc_method, started):
             cpu = m[1] if m else cpu
     except OSError:
         pass
-    git = sh(["git", "-C", TOP, "describe", "--always", "--dirty"])
     mod = "not built"
-    if os.path.exists(MODULE_SO):
+    if SNAPSHOT.get("module"):
         mod = (f"{os.path.relpath(MODULE_SO, TOP)} (built "
-               f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime(os.path.getmtime(MODULE_SO)))} UTC)")
+               f"{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(SNAPSHOT['module']))}"
+               " UTC)")
+    changed = [k for k, v in snapshot().items() if v != SNAPSHOT.get(k)]
     sc = {"perf": "`perf stat -e raw_syscalls:sys_enter -p <server pids>`; "
                   f"enters: same with `--filter 'id == {NR_IO_URING_ENTER}'`"
                   "; CQEs: tracepoint io_uring:io_uring_complete in the "
@@ -892,7 +932,7 @@ def header(rows, sc_method, started):
         f"# ringplug benchmark, {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(started))} UTC"
         f" ({'quick' if QUICK else 'full'})",
         "",
-        f"- tree: {git.stdout.strip() or 'unknown'}",
+        f"- tree: {SNAPSHOT['tree']}",
         f"- kernel: {os.uname().release}; CPU: {cpu}; {os.cpu_count()} CPUs;"
         f" load average at start: {load}",
         f"- nginx: {first_line([NGINX, '-v'], 'stderr')} ({NGINX});"
@@ -914,14 +954,18 @@ def header(rows, sc_method, started):
         " loopback softirq work done in the client's context is not counted",
         f"- syscalls, enters, CQEs per request: separate {SYSCALL_SECS} s pass"
         f" per row, {sc}",
-        "- proxy rows: upstream is bench/floor_epoll.c (the floor responder,"
-        " keepalive 64 from nginx), pinned to CPU 0; its CPU is not counted",
+        "- proxy rows: upstream is bench/floor_epoll.c (the floor responder;"
+        f" nginx upstream keepalive {UP_KEEPALIVE}), pinned to CPU 0; its CPU"
+        " is not counted",
         "- x epoll: against the same server's epoll row at the same workload"
         " and conns; x floor: CPU/req against the minimal epoll responder"
         " (one tiny response per request only)",
         f"- client CPU %: utime+stime of the load client over wall time;"
         f" >= {CLIENT_BOUND_PCT:.0f}% is flagged client-bound",
     ]
+    if changed:
+        lines.append(f"- WARNING: changed while this ran: {', '.join(changed)}"
+                     " (another build replaced it): rows mix two builds")
     if os.environ.get("BENCH_NOTE"):
         lines.append(f"- note: {os.environ['BENCH_NOTE']}")
     return lines
@@ -990,6 +1034,22 @@ def charts(rows, stamp):
 
 # --------------------------------------------------------------------- main
 
+SNAPSHOT = {}
+
+
+def snapshot():
+    """What a run's numbers belong to: the tree and the host builds."""
+    def mtime(path):
+        try:
+            return os.path.getmtime(path)
+        except OSError:
+            return None
+    git = sh(["git", "-C", TOP, "describe", "--always", "--dirty"])
+    return {"tree": git.stdout.strip() or "unknown",
+            "module": mtime(MODULE_SO),
+            "libevent": mtime(os.path.join(LIBEVENT_PREFIX, "lib",
+                                           "libevent.so"))}
+
 def record(line):
     path = os.environ.get("RP_RESULTS")
     if path:
@@ -1025,6 +1085,7 @@ def main():
                 f.write(bytes((i * 7 + 13) % 251 for i in range(size)))
 
     missing = build_tools()
+    SNAPSHOT.update(snapshot())
 
     # Which rows, and which cells (workload, conns) they share.
     wanted = [(g, m, w) for g, m, wls in VARIANTS for w in wls
@@ -1073,10 +1134,14 @@ def main():
                     log(f"bench: [{n}/{total}] round {rnd + 1} "
                         f"{row_id(g, m, w)} c={c}")
                     res = measure_once(g, m, w, c)
-                    if QUICK and not res.get("requests"):
+                    if QUICK and not res.get("requests") \
+                            and not res.get("crash"):
                         # A smoke run must not fail because another job
-                        # starved the box for a second: one retry, noted.
-                        log("bench:   no requests, retrying once")
+                        # starved the box for a second: one retry, and
+                        # both runs stay in the row.
+                        log(f"bench:   {res.get('error', 'no requests')}"
+                            ", retrying once")
+                        row["runs"].append(res)
                         res = measure_once(g, m, w, c)
                         res["retried"] = True
                     row["runs"].append(res)
@@ -1100,7 +1165,7 @@ def main():
                     try:
                         row["sc"] = syscall_pass(sc_method, g, m, w, c)
                     except StartError as e:
-                        row["sc"] = {}
+                        row["sc"] = {"why": str(e)}
                         log(f"bench:   {e}")
 
     if upstream:
@@ -1124,6 +1189,8 @@ def main():
                else "PASS bench-quick table")
         if sh(["gnuplot", "--version"]).returncode != 0:
             record("SKIP bench-quick charts -- gnuplot not installed")
+        elif not any(r["good"] for r in rows.values()):
+            record("SKIP bench-quick charts -- no row has data to chart")
         elif pngs and all(open(p, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
                           for p in pngs):
             record("PASS bench-quick charts")
