@@ -463,6 +463,9 @@ t_peers_main(void *arg)
     for (i = 0; i < ps->n; i++) {
         t_set_nonblock(ps->p[i].fd, 1);
         ps->p[i].bad_at = -1;
+        if (!ps->reader && ps->p[i].shut && ps->p[i].off == ps->p[i].total) {
+            shutdown(ps->p[i].fd, SHUT_WR);
+        }
         if (ps->p[i].max_chunk > cap) {
             cap = ps->p[i].max_chunk;
         }

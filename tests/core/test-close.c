@@ -366,6 +366,124 @@ out:
 static void case_flush_4m(void)    { flush_case(4 * 1024 * 1024); }
 static void case_flush_empty(void) { flush_case(0); }
 
+/* ---- RP_CLOSE_FLUSH to a peer that stops reading ---------------------------- */
+
+static int
+count_fds(void)
+{
+    char  path[64];
+    int   fd, n = 0;
+
+    for (fd = 0; fd < 4096; fd++) {
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+        n += access(path, F_OK) == 0;
+    }
+    return n;
+}
+
+/*
+ * The peer never reads: the flush must give up after flush_timeout_ms,
+ * close its duplicate, and call done once.  With idle the host then waits
+ * with no timeout at all (-1, as an nginx worker or a libevent loop without
+ * timers does): the engine must still wake up for its own deadline.
+ */
+static void
+flush_timeout_case(int idle)
+{
+    rp_engine_params_t  p;
+    rp_engine_t        *e = NULL;
+    conn_t              c = { 0 };
+    rp_stats_t          st;
+    struct iovec        iov;
+    uint8_t            *data = NULL;
+    size_t              total = 4 * 1024 * 1024;
+    char                why[256];
+    double              t0, ms = 0;
+    int                 lfd = -1, fd = -1, peer = -1, rc, fds0, rcv = 16384;
+
+    cb_bad = done_calls = 0;
+    done_len = total;
+    memset(&p, 0, sizeof(p));
+    p.entries = 32;
+    p.buf_count = 64;
+    p.buf_size = 4096;
+    p.flush_timeout_ms = 200;
+    rc = rp_engine_create(&p, on_event, &e, why, sizeof(why));
+    if (rc < 0) {
+        e = NULL;
+        t_set(t_kernel_capable() ? T_FAIL : T_SKIP, "engine: %s", why);
+        goto out;
+    }
+    lfd = t_listen();
+    CHECK(lfd >= 0, "listen");
+    CHECK(t_pair_bufs(lfd, &fd, &peer, 0, 16 * 1024) == 0, "pair");
+    setsockopt(peer, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
+    c.f = rp_fd_open(e, fd, &c);
+    CHECK(c.f != NULL, "rp_fd_open");
+    data = malloc(total);
+    CHECK(data != NULL, "malloc");
+    t_pat_fill(23, 0, data, total);
+    iov.iov_base = data;
+    iov.iov_len = total;
+    rc = rp_send(e, c.f, &iov, 1, 0, on_done, data);
+    CHECK(rc == 0, "rp_send: %s", strerror(-rc));
+    rc = t_spin(e, 20);
+    CHECK(rc >= 0, "wait: %s", strerror(-rc));
+    CHECK(rp_send_pending(c.f) > 0, "everything sent to a peer that does "
+        "not read");
+
+    fds0 = count_fds();
+    t0 = t_now_ms();
+    rp_fd_close(e, c.f, RP_CLOSE_FLUSH);
+    c.closed = 1;
+    close(fd);
+    fd = -1;
+
+    for ( ;; ) {
+        rp_engine_stats(e, &st);
+        ms = t_now_ms() - t0;
+        if (st.flush_timeouts > 0 || ms > 3000) {
+            break;
+        }
+        rc = rp_engine_wait(e, idle ? -1 : 20);
+        CHECK(rc >= 0 || rc == -EINTR, "wait: %s", strerror(-rc));
+    }
+    CHECK(st.flush_timeouts == 1, "stats.flush_timeouts %llu after %.0f ms "
+        "with a 200 ms flush timeout", (unsigned long long)
+        st.flush_timeouts, ms);
+    CHECK(ms >= 150, "gave up after %.0f ms, before the 200 ms timeout", ms);
+    rc = t_spin(e, 20);
+    CHECK(done_calls == 1, "done called %d times after the flush gave up",
+        done_calls);
+    /* fds0 counted the host's fd, closed since; the duplicate made by
+       rp_fd_close() must be gone too. */
+    CHECK(count_fds() == fds0 - 1, "%d fds open, want %d: the flush's "
+        "duplicate is still open", count_fds(), fds0 - 1);
+    rp_engine_stats(e, &st);
+    CHECK(st.fds_open_now == 0, "stats.fds_open_now %u", st.fds_open_now);
+    CHECK(cb_bad == 0, "%d callbacks after rp_fd_close", cb_bad);
+    t_diag("close/flush-timeout%s: gave up after %.0f ms",
+        idle ? " (wait -1)" : "", ms);
+
+out:
+    if (fd >= 0) {
+        close(fd);
+    }
+    if (peer >= 0) {
+        close(peer);
+    }
+    if (lfd >= 0) {
+        close(lfd);
+    }
+    if (e != NULL) {
+        rp_engine_destroy(e);
+    }
+    free(data);
+}
+
+static void case_flush_timeout(void)      { flush_timeout_case(0); }
+static void case_flush_timeout_idle(void) { flush_timeout_case(1); }
+
 /* ---- close without flush drops queued sends ------------------------------- */
 
 #define NSEND  3
@@ -485,6 +603,9 @@ main(int argc, char **argv)
     t_run("close/poll-pending-eof-no-wait", case_poll_nowait, 10);
     t_run("close/flush-4mib", case_flush_4m, 30);
     t_run("close/flush-nothing-queued", case_flush_empty, 10);
+    t_run("close/flush-gives-up-on-stuck-peer", case_flush_timeout, 10);
+    t_run("close/flush-gives-up-while-host-waits-forever",
+        case_flush_timeout_idle, 10);
     t_run("close/drop-queued-sends", case_drop_sends, 15);
     return t_exit_code();
 }
