@@ -30,6 +30,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -134,26 +135,22 @@ t_prefix(void)
     return p != NULL && *p != '\0' ? p : "core";
 }
 
+/*
+ * Each case runs in a child process: a crash, a hang or a sanitizer report
+ * at exit fails that case only, and the next one still runs.  The child
+ * sends its result (one byte T_*, then the reason) through t_status_fd; the
+ * parent prints it.
+ */
+static int  t_status_fd = -1;
+
 static inline void
 t_on_alarm(int sig)
 {
     ssize_t  n;
 
     (void) sig;
-    n = write(STDOUT_FILENO, t_alarm_line, strlen(t_alarm_line));
+    n = write(t_status_fd, t_alarm_line, strlen(t_alarm_line));
     (void) n;
-    {
-        const char *path = getenv("RP_RESULTS");
-        int         fd;
-
-        if (path != NULL && *path != '\0') {
-            fd = open(path, O_WRONLY | O_APPEND | O_CREAT, 0644);
-            if (fd >= 0) {
-                n = write(fd, t_alarm_line, strlen(t_alarm_line));
-                close(fd);
-            }
-        }
-    }
     _exit(1);
 }
 
@@ -167,6 +164,27 @@ t_init(int argc, char **argv)
     setvbuf(stdout, NULL, _IOLBF, 0);
 }
 
+/* In the child: run the case under the watchdog, send the result, exit()
+   (so LeakSanitizer checks the case). */
+static inline void
+t_child(void (*fn)(void), unsigned limit_s)
+{
+    char     msg[1 + sizeof(t_why)];
+    ssize_t  n;
+
+    t_rc = T_PASS;
+    t_why[0] = '\0';
+    alarm(limit_s);
+    fn();
+    alarm(0);
+    msg[0] = (char) ('0' + t_rc);
+    snprintf(msg + 1, sizeof(msg) - 1, "%s", t_why);
+    n = write(t_status_fd, msg, strlen(msg));
+    (void) n;
+    fflush(stdout);
+    exit(0);
+}
+
 /*
  * Run one case under a watchdog of limit_s seconds (a hang is a FAIL, never
  * a stuck suite) and report it.  With an argument, a program runs only the
@@ -175,30 +193,70 @@ t_init(int argc, char **argv)
 static inline void
 t_run(const char *name, void (*fn)(void), unsigned limit_s)
 {
-    char  line[800];
+    char     line[800], msg[1 + sizeof(t_why)];
+    ssize_t  n, k;
+    pid_t    pid;
+    int      p[2], ws = 0, rc;
+    const char *why;
 
     if (t_filter != NULL && strstr(name, t_filter) == NULL) {
         return;
     }
     snprintf(t_name, sizeof(t_name), "%s/%s", t_prefix(), name);
     snprintf(t_alarm_line, sizeof(t_alarm_line),
-        "FAIL %s -- watchdog: no result after %u s\n", t_name, limit_s);
-    t_rc = T_PASS;
-    t_why[0] = '\0';
+        "%cwatchdog: no result after %u s", '0' + T_FAIL, limit_s);
 
-    alarm(limit_s);
-    fn();
-    alarm(0);
+    fflush(stdout);
+    if (pipe2(p, O_CLOEXEC) < 0 || (pid = fork()) < 0) {
+        snprintf(line, sizeof(line), "FAIL %s -- pipe/fork: %s", t_name,
+            strerror(errno));
+        t_failures++;
+        t_line(line);
+        return;
+    }
+    if (pid == 0) {
+        close(p[0]);
+        t_status_fd = p[1];
+        t_child(fn, limit_s);
+    }
+    close(p[1]);
+    n = 0;
+    while (n < (ssize_t) sizeof(msg) - 1
+           && (k = read(p[0], msg + n, sizeof(msg) - 1 - n)) > 0)
+    {
+        n += k;
+    }
+    msg[n] = '\0';
+    close(p[0]);
+    while (waitpid(pid, &ws, 0) < 0 && errno == EINTR) {
+    }
 
-    switch (t_rc) {
+    rc = n > 0 ? msg[0] - '0' : T_FAIL;
+    why = n > 0 ? msg + 1 : "";
+    if (n == 0) {
+        snprintf(msg, sizeof(msg), "died without a result (%s %d)",
+            WIFSIGNALED(ws) ? "signal" : "exit status",
+            WIFSIGNALED(ws) ? WTERMSIG(ws) : WEXITSTATUS(ws));
+        why = msg;
+    } else if (rc != T_FAIL && !(WIFEXITED(ws) && WEXITSTATUS(ws) == 0)) {
+        /* The case passed, then the process failed at exit: a
+           LeakSanitizer (or other sanitizer) report on stderr. */
+        rc = T_FAIL;
+        snprintf(msg, sizeof(msg), "%s %d after the case ended (sanitizer "
+            "report above?)", WIFSIGNALED(ws) ? "signal" : "exit status",
+            WIFSIGNALED(ws) ? WTERMSIG(ws) : WEXITSTATUS(ws));
+        why = msg;
+    }
+
+    switch (rc) {
     case T_PASS:
         snprintf(line, sizeof(line), "PASS %s", t_name);
         break;
     case T_SKIP:
-        snprintf(line, sizeof(line), "SKIP %s -- %s", t_name, t_why);
+        snprintf(line, sizeof(line), "SKIP %s -- %s", t_name, why);
         break;
     default:
-        snprintf(line, sizeof(line), "FAIL %s -- %s", t_name, t_why);
+        snprintf(line, sizeof(line), "FAIL %s -- %s", t_name, why);
         t_failures++;
         break;
     }
