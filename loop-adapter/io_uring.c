@@ -423,7 +423,11 @@ io_uring_activate(struct event_base *base, struct io_uringop *iop)
 		what = st->ready;
 		st->ready = 0;
 
-		if (st->error) {
+		if (st->error == -ECANCELED) {
+			/* Cancelled by someone else (a cancel by fd, an
+			 * exiting thread on older kernels): ask again. */
+			st->error = 0;
+		} else if (st->error) {
 			/* EBADF: closed before the poll reached the kernel.
 			 * Like epoll, which drops a closed fd, stay quiet
 			 * until libevent changes the fd's interest. */
