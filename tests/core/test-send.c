@@ -121,7 +121,6 @@ send_case(size_t total, int n, int copy, int iovs)
     c.f = rp_fd_open(eng, fd, &c);
     CHECK(c.f != NULL, "rp_fd_open");
 
-    /* The peer starts reading first: sends overlap with its reads. */
     peer.seed = 40 + n;
     peer.total = total;
     peer.max_chunk = 16 * 1024;
@@ -129,8 +128,6 @@ send_case(size_t total, int n, int copy, int iovs)
     ps.n = 1;
     ps.reader = 1;
     ps.limit_ms = 30000;
-    CHECK(t_peers_start(&ps) == 0, "pthread_create");
-    started = 1;
 
     /* Cut [0, total) into n pieces; piece 0 and the last are the large
        ones when n is small. */
@@ -198,6 +195,11 @@ send_case(size_t total, int n, int copy, int iovs)
     }
     CHECK(rp_send_pending(c.f) > 0 || total == 0, "nothing pending after "
         "queueing %zu bytes", total);
+
+    /* The peer starts reading only now, so whatever went out first was
+       still in flight while the later sends were queued. */
+    CHECK(t_peers_start(&ps) == 0, "pthread_create");
+    started = 1;
 
     rc = t_loop(eng, sends_done, &c, 10, 30000);
     CHECK(peer.bad_at == -1, "peer got a wrong byte at stream offset %ld "

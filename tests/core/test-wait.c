@@ -212,7 +212,7 @@ timed_wait(int armed)
 {
     conn_t      c;
     rp_stats_t  st0, st;
-    double      t0, ms;
+    double      t0, ms, min;
     int         lfd = -1, peer = -1, rc, i;
 
     memset(&c, 0, sizeof(c));
@@ -234,13 +234,18 @@ timed_wait(int armed)
     }
 
     rp_engine_stats(eng, &st0);
+    min = 1e9;
     for (i = 0; i < 3; i++) {
         t0 = t_now_ms();
         rc = rp_engine_wait(eng, 0);
         ms = t_now_ms() - t0;
         CHECK(rc == 0, "rp_engine_wait(0) with nothing ready returned %d", rc);
-        CHECK(ms < 20, "rp_engine_wait(0) blocked %.1f ms", ms);
+        CHECK(ms < 100, "rp_engine_wait(0) blocked %.1f ms", ms);
+        min = ms < min ? ms : min;
     }
+    /* The bound above forgives a loaded machine; the fastest of three
+       calls must not have waited at all. */
+    CHECK(min < 10, "rp_engine_wait(0) took at least %.1f ms", min);
     for (i = 0; i < 3; i++) {
         t0 = t_now_ms();
         rc = rp_engine_wait(eng, 50);
