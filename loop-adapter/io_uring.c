@@ -144,9 +144,11 @@ io_uring_init(struct event_base *base)
 	res = rp_engine_create(&params, io_uring_event_cb, &iop->engine,
 	    why, sizeof(why));
 	if (res < 0) {
-		event_debug(("%s: no io_uring: %s (%s)", __func__,
-			why[0] ? why : "rp_engine_create failed",
-			strerror(-res)));
+		if (why[0])
+			event_debug(("%s: no io_uring: %s", __func__, why));
+		else
+			event_debug(("%s: no io_uring: rp_engine_create: %s",
+				__func__, strerror(-res)));
 		mm_free(iop);
 		return (NULL);
 	}

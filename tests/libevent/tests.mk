@@ -5,13 +5,14 @@
 #      so the two counts sit side by side
 #  libevent
 #      our programs on the installed library: method, features and trigger
-#      modes, avoid by env and by config, fork, 10,000 fds, the seccomp
+#      modes, avoid by env and by config, fork, threads, 10,000 fds, the seccomp
 #      fallback, and an unmodified Debian memcached run as a drop-in
 
 LEV_TEST_DIR  := $(BUILD)/tests/libevent
-LEV_TEST_BINS := $(addprefix $(LEV_TEST_DIR)/,le-basic le-fork le-manyfds)
+LEV_TEST_BINS := $(addprefix $(LEV_TEST_DIR)/,le-basic le-fork le-manyfds \
+                 le-threads)
 LEV_TEST_LIBS := -L$(LEV_PREFIX)/lib -Wl,-rpath,$(abspath $(LEV_PREFIX))/lib \
-                 -levent_core
+                 -levent_core -levent_pthreads
 
 TEST_SUITES  += libevent-regress-epoll libevent-regress-io_uring libevent
 DEPS_TARGETS += deps-libevent-tests
