@@ -382,6 +382,136 @@ case_enobufs_take(void)
         1);
 }
 
+/* ---- stop and start while the stream flows ------------------------------ */
+
+static rp_engine_t  *tog_e;
+static uint64_t      tog_rng = 4242;
+static int           tog_flips;
+
+/* Drain like all_done, and flip the receive of a few connections. */
+static int
+toggled_done(void *arg)
+{
+    int  i;
+
+    (void) arg;
+    for (i = 0; i < nconns; i++) {
+        conn_t  *c = &conns[i];
+
+        if (c->eof || c->err || c->bad_at != -1) {
+            continue;
+        }
+        switch (t_rand(&tog_rng) % 4) {
+        case 0:
+            rp_recv_stop(tog_e, c->f);
+            tog_flips++;
+            break;
+        case 1:
+            if (!rp_recv_armed(c->f)) {
+                (void) rp_recv_start(tog_e, c->f, 0);
+            }
+            break;
+        default:
+            break;
+        }
+    }
+    return all_done(tog_e);
+}
+
+/*
+ * rp_recv_stop() and rp_recv_start() at random between passes while 16
+ * streams flow: a stopped receive's in-flight data and the new receive's
+ * data must still come out in stream order, once.  Between flips the
+ * cancel of the old receive and the new receive may both be in the
+ * kernel at once.
+ */
+static void
+case_stop_start(void)
+{
+    t_peer_t    peers[16];
+    t_peers_t   ps;
+    int         lfd = -1, i, rc, started = 0, n = 16;
+
+    memset(conns, 0, sizeof(conns));
+    memset(peers, 0, sizeof(peers));
+    memset(&ps, 0, sizeof(ps));
+    nconns = n;
+    mode = M_COPY;
+    bufsz = 4096;
+    cb_bad = 0;
+    tog_flips = 0;
+    for (i = 0; i < n; i++) {
+        conns[i].fd = peers[i].fd = -1;
+    }
+    tog_e = t_engine(64, 0, 128, 4096, on_event);
+    if (tog_e == NULL) {
+        goto out;
+    }
+    lfd = t_listen();
+    CHECK(lfd >= 0, "listen");
+    for (i = 0; i < n; i++) {
+        conn_t  *c = &conns[i];
+
+        CHECK(t_pair(lfd, &c->fd, &peers[i].fd) == 0, "pair");
+        c->seed = 3000 + i;
+        c->total = 512 * 1024;
+        c->bad_at = -1;
+        c->f = rp_fd_open(tog_e, c->fd, c);
+        CHECK(c->f != NULL, "rp_fd_open");
+        CHECK(rp_recv_start(tog_e, c->f, 0) == 0, "rp_recv_start");
+        peers[i].seed = c->seed;
+        peers[i].total = c->total;
+        peers[i].max_chunk = 12288;
+        peers[i].shut = 1;
+    }
+    ps.p = peers;
+    ps.n = n;
+    ps.limit_ms = 30000;
+    CHECK(t_peers_start(&ps) == 0, "pthread_create");
+    started = 1;
+
+    /* A stopped receive gets no data, so the host has to start it again
+       to make progress; toggled_done does both at random. */
+    rc = t_loop(tog_e, toggled_done, NULL, 2, 30000);
+    t_peers_join(&ps);
+    started = 0;
+    CHECK(rc == 0, "engine loop: %s", strerror(-rc));
+    for (i = 0; i < n; i++) {
+        conn_t  *c = &conns[i];
+
+        CHECK(c->bad_at == -1, "conn %d: wrong byte at stream offset %ld "
+            "after stop/start", i, c->bad_at);
+        CHECK(c->err == 0, "conn %d: error %s", i, strerror(-c->err));
+        CHECK(c->off == c->total && c->eof, "conn %d: got %llu of %llu, "
+            "eof %d", i, (unsigned long long) c->off,
+            (unsigned long long) c->total, c->eof);
+    }
+    CHECK(cb_bad == 0, "%d bad callbacks", cb_bad);
+    t_diag("recv/stop-start: %d stops", tog_flips);
+
+out:
+    if (started) {
+        t_peers_join(&ps);
+    }
+    for (i = 0; i < n; i++) {
+        if (conns[i].f != NULL && tog_e != NULL) {
+            rp_fd_close(tog_e, conns[i].f, 0);
+        }
+        if (conns[i].fd >= 0) {
+            close(conns[i].fd);
+        }
+        if (peers[i].fd >= 0) {
+            close(peers[i].fd);
+        }
+    }
+    if (lfd >= 0) {
+        close(lfd);
+    }
+    if (tog_e != NULL) {
+        rp_engine_destroy(tog_e);
+    }
+}
+
 /* ---- max_queued ------------------------------------------------------- */
 
 static int
@@ -639,6 +769,7 @@ main(int argc, char **argv)
     t_run("recv/take-release-64", case_take, 60);
     t_run("recv/enobufs-copy", case_enobufs_copy, 60);
     t_run("recv/enobufs-take", case_enobufs_take, 60);
+    t_run("recv/stop-start-while-flowing", case_stop_start, 40);
     t_run("recv/max-queued", case_max_queued, 30);
     t_run("recv/eof-after-data", case_eof, 10);
     t_run("recv/eof-in-a-later-pass", case_eof_later, 10);

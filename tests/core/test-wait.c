@@ -352,6 +352,89 @@ out:
     eng = NULL;
 }
 
+/* rp_engine_flush(): queued requests reach the kernel with no wait. */
+static void
+case_flush(void)
+{
+    conn_t   c;
+    char     buf[16];
+    int      lfd = -1, peer = -1, rc;
+    ssize_t  n;
+    struct pollfd  pfd;
+
+    memset(&c, 0, sizeof(c));
+    c.fd = -1;
+    eng = t_engine(16, 0, 16, 4096, on_event);
+    if (eng == NULL) {
+        goto out;
+    }
+    lfd = t_listen();
+    CHECK(lfd >= 0, "listen");
+    CHECK(t_pair(lfd, &c.fd, &peer) == 0, "pair");
+    c.f = rp_fd_open(eng, c.fd, &c);
+    CHECK(c.f != NULL, "rp_fd_open");
+    rc = rp_send(eng, c.f, &(struct iovec) { "flushed", 7 }, 1,
+        RP_SEND_COPY, NULL, NULL);
+    CHECK(rc == 0, "rp_send: %s", strerror(-rc));
+    rc = rp_engine_flush(eng);
+    CHECK(rc >= 1, "rp_engine_flush returned %d with a send queued", rc);
+    pfd.fd = peer;
+    pfd.events = POLLIN;
+    CHECK(poll(&pfd, 1, 100) == 1, "peer got nothing within 100 ms of "
+        "rp_engine_flush");
+    n = recv(peer, buf, sizeof(buf), 0);
+    CHECK(n == 7 && memcmp(buf, "flushed", 7) == 0, "peer got %zd bytes", n);
+    CHECK(rp_engine_flush(eng) == 0, "flush with nothing queued");
+
+out:
+    if (c.f != NULL && eng != NULL) {
+        rp_fd_close(eng, c.f, 0);
+    }
+    if (c.fd >= 0) {
+        close(c.fd);
+    }
+    if (peer >= 0) {
+        close(peer);
+    }
+    if (lfd >= 0) {
+        close(lfd);
+    }
+    if (eng != NULL) {
+        rp_engine_destroy(eng);
+    }
+    eng = NULL;
+}
+
+static void
+case_wait_us(void)
+{
+    double  t0, ms, min = 1e9;
+    int     rc, i;
+
+    eng = t_engine(16, 0, 16, 4096, on_event);
+    if (eng == NULL) {
+        goto out;
+    }
+    for (i = 0; i < 5; i++) {
+        t0 = t_now_ms();
+        rc = rp_engine_wait_us(eng, 3500);
+        ms = t_now_ms() - t0;
+        CHECK(rc == 0, "rp_engine_wait_us(3500) returned %d", rc);
+        CHECK(ms >= 3.4, "rp_engine_wait_us(3500) returned after %.2f ms",
+            ms);
+        min = ms < min ? ms : min;
+    }
+    /* Not rounded up to whole milliseconds (or more) every time. */
+    CHECK(min < 4.5, "rp_engine_wait_us(3500): fastest of 5 took %.2f ms",
+        min);
+
+out:
+    if (eng != NULL) {
+        rp_engine_destroy(eng);
+    }
+    eng = NULL;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -360,5 +443,7 @@ main(int argc, char **argv)
     t_run("wait/timeout-nothing-armed", case_timeout_idle, 10);
     t_run("wait/timeout-recv-armed", case_timeout_armed, 10);
     t_run("wait/forever-wakes-on-data", case_forever_wakes, 10);
+    t_run("wait/flush-submits-without-waiting", case_flush, 10);
+    t_run("wait/wait-us-microseconds", case_wait_us, 10);
     return t_exit_code();
 }
