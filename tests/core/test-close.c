@@ -481,6 +481,104 @@ out:
     free(data);
 }
 
+/*
+ * A slow but steady reader is not a stuck one: the peer takes 32 KiB every
+ * 40 ms, so 2 MiB take about 2.5 s, far past the 200 ms flush timeout,
+ * though no gap between bytes is longer than 40 ms.  The flush must not
+ * give up.
+ */
+static void
+case_flush_slow_reader(void)
+{
+    rp_engine_params_t  p;
+    rp_engine_t        *e = NULL;
+    conn_t              c = { 0 };
+    t_peer_t            peer;
+    t_peers_t           ps;
+    rp_stats_t          st;
+    struct iovec        iov;
+    uint8_t            *data = NULL;
+    size_t              total = 2 * 1024 * 1024;
+    char                why[256];
+    int                 lfd = -1, fd = -1, rc, started = 0, rcv = 16384;
+
+    cb_bad = done_calls = 0;
+    done_len = total;
+    memset(&peer, 0, sizeof(peer));
+    memset(&ps, 0, sizeof(ps));
+    peer.fd = -1;
+    memset(&p, 0, sizeof(p));
+    p.entries = 32;
+    p.buf_count = 64;
+    p.buf_size = 4096;
+    p.flush_timeout_ms = 200;
+    rc = rp_engine_create(&p, on_event, &e, why, sizeof(why));
+    if (rc < 0) {
+        e = NULL;
+        t_set(t_kernel_capable() ? T_FAIL : T_SKIP, "engine: %s", why);
+        goto out;
+    }
+    lfd = t_listen();
+    CHECK(lfd >= 0, "listen");
+    CHECK(t_pair_bufs(lfd, &fd, &peer.fd, 0, 16 * 1024) == 0, "pair");
+    setsockopt(peer.fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
+    c.f = rp_fd_open(e, fd, &c);
+    CHECK(c.f != NULL, "rp_fd_open");
+    data = malloc(total);
+    CHECK(data != NULL, "malloc");
+    t_pat_fill(25, 0, data, total);
+    iov.iov_base = data;
+    iov.iov_len = total;
+    rc = rp_send(e, c.f, &iov, 1, 0, on_done, data);
+    CHECK(rc == 0, "rp_send: %s", strerror(-rc));
+    CHECK(rp_engine_wait(e, 0) >= 0, "wait");
+    rp_fd_close(e, c.f, RP_CLOSE_FLUSH);
+    c.closed = 1;
+    close(fd);
+    fd = -1;
+
+    peer.seed = 25;
+    peer.total = total;
+    peer.max_chunk = 32 * 1024;
+    ps.p = &peer;
+    ps.n = 1;
+    ps.reader = 1;
+    ps.read_delay_us = 40000;
+    ps.limit_ms = 15000;
+    CHECK(t_peers_start(&ps) == 0, "pthread_create");
+    started = 1;
+    rc = t_loop(e, peer_finished, &ps, 20, 15000);
+    t_peers_join(&ps);
+    started = 0;
+    rp_engine_stats(e, &st);
+    CHECK(st.flush_timeouts == 0, "the flush gave up on a peer that took "
+        "bytes every 40 ms (flush_timeout_ms 200; read %llu of %zu)",
+        (unsigned long long) peer.off, total);
+    CHECK(rc == 0, "peer not finished: %s", strerror(-rc));
+    CHECK(peer.bad_at == -1, "wrong byte at %ld", peer.bad_at);
+    CHECK(peer.off == total && peer.eof, "peer read %llu of %zu, eof %d",
+        (unsigned long long) peer.off, total, peer.eof);
+    CHECK(done_calls == 1, "done called %d times", done_calls);
+
+out:
+    if (started) {
+        t_peers_join(&ps);
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+    if (peer.fd >= 0) {
+        close(peer.fd);
+    }
+    if (lfd >= 0) {
+        close(lfd);
+    }
+    if (e != NULL) {
+        rp_engine_destroy(e);
+    }
+    free(data);
+}
+
 static void case_flush_timeout(void)      { flush_timeout_case(0); }
 static void case_flush_timeout_idle(void) { flush_timeout_case(1); }
 
@@ -788,6 +886,8 @@ main(int argc, char **argv)
     t_run("close/flush-4mib", case_flush_4m, 30);
     t_run("close/flush-nothing-queued", case_flush_empty, 10);
     t_run("close/flush-gives-up-on-stuck-peer", case_flush_timeout, 10);
+    t_run("close/flush-keeps-a-slow-steady-reader", case_flush_slow_reader,
+        20);
     t_run("close/flush-gives-up-while-host-waits-forever",
         case_flush_timeout_idle, 10);
     t_run("close/drop-queued-sends", case_drop_sends, 15);
