@@ -352,6 +352,71 @@ out:
     eng = NULL;
 }
 
+/*
+ * A signal ends rp_engine_wait(-1) with -EINTR (or 0), as it ends
+ * epoll_wait(): nginx workers notice reload and quit this way.
+ */
+static volatile sig_atomic_t  got_sig;
+
+static void
+on_usr1(int sig)
+{
+    (void) sig;
+    got_sig = 1;
+}
+
+static void *
+signaller(void *arg)
+{
+    usleep(50000);
+    kill(getpid(), SIGUSR1);
+    (void) arg;
+    return NULL;
+}
+
+static void
+case_signal(void)
+{
+    struct sigaction  sa;
+    pthread_t         th;
+    sigset_t          set;
+    double            t0, ms;
+    int               rc, started = 0;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_usr1;            /* no SA_RESTART, like nginx */
+    sigaction(SIGUSR1, &sa, NULL);
+    got_sig = 0;
+    eng = t_engine(16, 0, 16, 4096, on_event);
+    if (eng == NULL) {
+        goto out;
+    }
+    /* Only this thread takes the signal. */
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    CHECK(pthread_create(&th, NULL, signaller, NULL) == 0, "thread");
+    started = 1;
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+
+    t0 = t_now_ms();
+    rc = rp_engine_wait(eng, -1);
+    ms = t_now_ms() - t0;
+    CHECK(got_sig, "returned (%d) without the signal", rc);
+    CHECK(rc == -EINTR || rc == 0, "rp_engine_wait(-1) returned %d (%s) "
+        "for a signal", rc, rc < 0 ? strerror(-rc) : "completions");
+    CHECK(ms < 1000, "returned %.0f ms after start", ms);
+
+out:
+    if (started) {
+        pthread_join(th, NULL);
+    }
+    if (eng != NULL) {
+        rp_engine_destroy(eng);
+    }
+    eng = NULL;
+}
+
 /* rp_engine_flush(): queued requests reach the kernel with no wait. */
 static void
 case_flush(void)
@@ -443,6 +508,7 @@ main(int argc, char **argv)
     t_run("wait/timeout-nothing-armed", case_timeout_idle, 10);
     t_run("wait/timeout-recv-armed", case_timeout_armed, 10);
     t_run("wait/forever-wakes-on-data", case_forever_wakes, 10);
+    t_run("wait/signal-ends-forever-wait", case_signal, 10);
     t_run("wait/flush-submits-without-waiting", case_flush, 10);
     t_run("wait/wait-us-microseconds", case_wait_us, 10);
     return t_exit_code();
