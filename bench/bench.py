@@ -17,11 +17,13 @@ See bench/README.md.
 """
 
 import atexit
+import ctypes
 import fnmatch
 import os
 import re
 import resource
 import select
+import shutil
 import signal
 import socket
 import statistics
@@ -34,7 +36,11 @@ BUILD = os.path.join(TOP, os.environ.get("BENCH_BUILD_DIR", "build"))
 OUT = os.path.join(BUILD, "bench")
 BIN = os.path.join(OUT, "bin")
 WWW = os.path.join(OUT, "www")
-RUN = os.path.join(OUT, "run")
+RUNS = os.path.join(OUT, "run")
+KEEP_RUNS = 5
+RUN = None          # RUNS/<stamp>: this run's configs, logs, pinned builds
+MODULE_RUN = None   # the module copy this run loads
+LE_LIB_RUN = None   # the libevent copy this run's servers load
 LOGS = os.path.join(OUT, "logs")
 MODULE_SO = os.path.join(BUILD, "module", "ngx_event_io_uring_module.so")
 LIBEVENT_DEFAULT = os.path.join(BUILD, "libevent", "prefix")
@@ -111,12 +117,23 @@ def log(msg):
 _procs = []
 
 
+_libc = ctypes.CDLL(None, use_errno=True)
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_harness():
+    # Even a SIGKILLed harness, which runs no exit handler, takes its
+    # direct children with it.
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 def spawn(argv, cpu=None, **kw):
     """Start argv in its own session (so it and its children can be stopped
     as one group), pinned to cpu when the machine has two."""
     if PIN and cpu is not None:
         argv = ["taskset", "-c", cpu] + argv
-    p = subprocess.Popen(argv, start_new_session=True, **kw)
+    p = subprocess.Popen(argv, start_new_session=True,
+                         preexec_fn=_die_with_harness, **kw)
     _procs.append(p)
     return p
 
@@ -344,6 +361,8 @@ class Libevent(Server):
     def env(self):
         env = dict(os.environ)
         env.pop("EVENT_NOIO_URING", None)
+        # Ahead of the binaries' RUNPATH: the copy pinned for this run.
+        env["LD_LIBRARY_PATH"] = LE_LIB_RUN
         if self.mode == "epoll":
             env["EVENT_NOIO_URING"] = "1"
         elif self.mode == "io_uring-compl":
@@ -367,7 +386,7 @@ class Nginx(Server):
     def conf(self, port):
         load = use = extra = ""
         if self.mode != "epoll":
-            load = f"load_module {MODULE_SO};"
+            load = f"load_module {MODULE_RUN};"
             use = "use io_uring;"
         else:
             use = "use epoll;"
@@ -495,10 +514,14 @@ http {{
                     return
             self.stop()
             with open(errlog, errors="replace") as f:
-                tail = f.read()[-2000:]
+                f.seek(self.errlog_mark)
+                tail = f.read()
             if "Address already in use" not in tail:
                 break
-        raise StartError(f"nginx did not start (see {errlog})")
+        emerg = [l for l in tail.splitlines() if "[emerg]" in l]
+        why = re.sub(r"^.*?\[emerg\] \d+#\d+: ", "", emerg[-1])[:160] \
+            if emerg else f"see {errlog}"
+        raise StartError(f"nginx did not start: {why}")
 
 
 def make_server(group, mode):
@@ -915,10 +938,9 @@ def header(rows, sc_method, started):
         pass
     mod = "not built"
     if SNAPSHOT.get("module"):
-        mod = (f"{os.path.relpath(MODULE_SO, TOP)} (built "
+        mod = (f"{os.path.relpath(MODULE_SO, TOP)} built "
                f"{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(SNAPSHOT['module']))}"
-               " UTC)")
-    changed = [k for k, v in snapshot().items() if v != SNAPSHOT.get(k)]
+               " UTC, copied at the start and loaded from the copy")
     sc = {"perf": "`perf stat -e raw_syscalls:sys_enter -p <server pids>`; "
                   f"enters: same with `--filter 'id == {NR_IO_URING_ENTER}'`"
                   "; CQEs: tracepoint io_uring:io_uring_complete in the "
@@ -937,7 +959,8 @@ def header(rows, sc_method, started):
         f" load average at start: {load}",
         f"- nginx: {first_line([NGINX, '-v'], 'stderr')} ({NGINX});"
         f" io_uring module: {mod}",
-        f"- libevent: {libevent_version(rows)} ({LIBEVENT_PREFIX})",
+        f"- libevent: {libevent_version(rows)} ({LIBEVENT_PREFIX}/lib,"
+        " copied at the start and loaded from the copy)",
         f"- liburing: {dpkg_version('liburing-dev') or 'unknown'} (Debian package)",
         f"- wrk: {first_line(['wrk', '-v'])}",
         f"- pinning: " + ("server processes on CPU 0 (nginx also "
@@ -963,9 +986,6 @@ def header(rows, sc_method, started):
         f"- client CPU %: utime+stime of the load client over wall time;"
         f" >= {CLIENT_BOUND_PCT:.0f}% is flagged client-bound",
     ]
-    if changed:
-        lines.append(f"- WARNING: changed while this ran: {', '.join(changed)}"
-                     " (another build replaced it): rows mix two builds")
     if os.environ.get("BENCH_NOTE"):
         lines.append(f"- note: {os.environ['BENCH_NOTE']}")
     return lines
@@ -1037,18 +1057,45 @@ def charts(rows, stamp):
 SNAPSHOT = {}
 
 
-def snapshot():
-    """What a run's numbers belong to: the tree and the host builds."""
-    def mtime(path):
-        try:
-            return os.path.getmtime(path)
-        except OSError:
-            return None
+def pin_builds(stamp, missing):
+    """Make this run's directory and copy the host builds into it, so a
+    rebuild by someone else mid-run cannot mix two builds in one table
+    (or pull the module out from under nginx).  Old run directories beyond
+    the last KEEP_RUNS go."""
+    global RUN, MODULE_RUN, LE_LIB_RUN
+    RUN = os.path.join(RUNS, f"{stamp}-{os.getpid()}")
+    os.makedirs(RUN)
+    old = sorted(d for d in os.listdir(RUNS)
+                 if re.fullmatch(r"\d{8}-\d{6}-\d+", d))
+    for d in old[:-KEEP_RUNS]:
+        shutil.rmtree(os.path.join(RUNS, d), ignore_errors=True)
     git = sh(["git", "-C", TOP, "describe", "--always", "--dirty"])
-    return {"tree": git.stdout.strip() or "unknown",
-            "module": mtime(MODULE_SO),
-            "libevent": mtime(os.path.join(LIBEVENT_PREFIX, "lib",
-                                           "libevent.so"))}
+    SNAPSHOT["tree"] = git.stdout.strip() or "unknown"
+    MODULE_RUN = os.path.join(RUN, os.path.basename(MODULE_SO))
+    LE_LIB_RUN = os.path.join(RUN, "libevent-lib")
+    lib = os.path.join(LIBEVENT_PREFIX, "lib")
+    # A build being replaced right now disappears for a moment: wait for
+    # it a little, then run without it.
+    for _ in range(30):
+        try:
+            if os.path.exists(MODULE_SO):
+                SNAPSHOT["module"] = os.path.getmtime(MODULE_SO)
+                shutil.copy2(MODULE_SO, MODULE_RUN)
+            shutil.rmtree(LE_LIB_RUN, ignore_errors=True)
+            if os.path.isdir(lib):
+                shutil.copytree(lib, LE_LIB_RUN, symlinks=True,
+                                ignore=shutil.ignore_patterns(
+                                    "*.la", "*.a", "pkgconfig", "cmake"))
+            break
+        except OSError as e:
+            log(f"bench: copying the host builds: {e}; retrying")
+            time.sleep(2)
+    os.makedirs(LE_LIB_RUN, exist_ok=True)
+    if not os.path.exists(MODULE_RUN):
+        SNAPSHOT.pop("module", None)
+        missing.setdefault("module", "module vanished while being copied")
+    if not os.path.exists(os.path.join(LE_LIB_RUN, "libevent.so")):
+        missing.setdefault("libevent", "libevent vanished while being copied")
 
 def record(line):
     path = os.environ.get("RP_RESULTS")
@@ -1076,7 +1123,7 @@ def check_table(path):
 def main():
     started = time.time()
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(started))
-    for d in (OUT, RUN, LOGS, os.path.join(WWW, "static")):
+    for d in (OUT, RUNS, LOGS, os.path.join(WWW, "static")):
         os.makedirs(d, exist_ok=True)
     for name, size in (("1k.bin", 1024), ("64k.bin", 65536)):
         path = os.path.join(WWW, "static", name)
@@ -1085,7 +1132,7 @@ def main():
                 f.write(bytes((i * 7 + 13) % 251 for i in range(size)))
 
     missing = build_tools()
-    SNAPSHOT.update(snapshot())
+    pin_builds(stamp, missing)
 
     # Which rows, and which cells (workload, conns) they share.
     wanted = [(g, m, w) for g, m, wls in VARIANTS for w in wls
