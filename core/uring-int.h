@@ -103,6 +103,7 @@ struct rp_fd {
     rp_fd_t        *rearm_next;
     rp_fd_t        *flush_next;  /* closed, still sending */
     uint64_t        flush_deadline; /* ms, CLOCK_MONOTONIC */
+    uint64_t        flush_mark;  /* peer progress seen at the last deadline */
 };
 
 typedef struct rp_bufmeta {
@@ -169,6 +170,7 @@ rp_buf_addr(rp_engine_t *e, uint32_t bid)
 /* fd.c */
 void rp_fd_complete(rp_engine_t *e, rp_op_t *op, int res, unsigned flags);
 void rp_fd_prepare(rp_engine_t *e);
+long long rp_fd_flush_wait_us(rp_engine_t *e);
 void rp_fd_drop_all(rp_engine_t *e, bool call_done);
 
 #endif /* RP_URING_INT_H */
