@@ -1073,10 +1073,10 @@ def charts(rows, stamp):
         nrows = (len(panels) + cols - 1) // cols
         png = os.path.join(OUT, f"{'cpu' if key == 'cpu_us_req' else 'p99'}"
                                 f"-{stamp}.png")
-        gp = [f"set terminal png noenhanced size {480 * cols},{400 * nrows}",
+        gp = [f"set terminal png noenhanced size {480 * cols},{440 * nrows}",
               f"set output '{png}'",
               f"set multiplot layout {nrows},{cols} title '{label}'",
-              "set logscale x 2", "set key top left font ',8'",
+              "set logscale x 2", "set key below font ',9'",
               "set xlabel 'connections'", "set grid",
               "set yrange [0:*]",
               f"set xrange [{min(CONNS) / 1.5}:{max(CONNS) * 1.5}]",
