@@ -43,7 +43,6 @@ static char        t_why[512];        /* first failure or skip reason */
 static char        t_name[160];       /* running case, with prefix */
 static char        t_alarm_line[256]; /* written by the watchdog */
 static int         t_failures;
-static const char *t_argv0;
 static const char *t_filter;          /* argv[1]: run matching cases only */
 
 static inline double
@@ -157,7 +156,6 @@ t_on_alarm(int sig)
 static inline void
 t_init(int argc, char **argv)
 {
-    t_argv0 = argv[0];
     t_filter = argc > 1 && argv[1][0] != '-' ? argv[1] : NULL;
     signal(SIGPIPE, SIG_IGN);
     signal(SIGALRM, t_on_alarm);
@@ -296,16 +294,9 @@ t_range(uint64_t *state, size_t lo, size_t hi)
 }
 
 /*
- * Byte `off` of stream `seed`: every position of every stream has its own
- * value, so a lost, repeated, reordered or foreign byte shows.
+ * Stream `seed` at offset `off`: every position of every stream has its own
+ * byte, so a lost, repeated, reordered or foreign byte shows.
  */
-static inline uint8_t
-t_pat_byte(uint64_t seed, uint64_t off)
-{
-    return (uint8_t) (t_mix(seed * 0x100000001b3ull ^ (off >> 3))
-                      >> ((off & 7) * 8));
-}
-
 static inline void
 t_pat_fill(uint64_t seed, uint64_t off, void *buf, size_t len)
 {
@@ -732,17 +723,6 @@ t_spin(rp_engine_t *e, int ms)
         n += rc > 0 ? rc : 0;
     }
     return n;
-}
-
-static inline void
-t_stats_diag(const char *what, rp_engine_t *e)
-{
-    rp_stats_t  st;
-    char        buf[512];
-
-    rp_engine_stats(e, &st);
-    rp_stats_format(&st, buf, sizeof(buf));
-    t_diag("%s: %s", what, buf);
 }
 
 #endif /* RP_TEST_HARNESS_H */
