@@ -484,6 +484,8 @@ typedef struct t_peer {
     int       eof;
     int       err;          /* errno of a failed call */
     long      bad_at;       /* reader: stream offset of first wrong byte */
+    uint8_t   bad_got;      /* reader: that byte, and what it should be */
+    uint8_t   bad_want;
 } t_peer_t;
 
 typedef struct t_peers {
@@ -511,7 +513,6 @@ t_peers_main(void *arg)
 
     for (i = 0; i < ps->n; i++) {
         t_set_nonblock(ps->p[i].fd, 1);
-        ps->p[i].bad_at = -1;
         if (!ps->reader && ps->p[i].shut && ps->p[i].off == ps->p[i].total) {
             shutdown(ps->p[i].fd, SHUT_WR);
         }
@@ -568,7 +569,12 @@ t_peers_main(void *arg)
                                 ? t_pat_check(p->seed, p->off, buf, r) : -1;
 
                     if (bad >= 0) {
+                        uint8_t  want[8];
+
                         p->bad_at = (long) p->off + bad;
+                        p->bad_got = buf[bad];
+                        t_pat_fill(p->seed, p->bad_at, want, 1);
+                        p->bad_want = want[0];
                     }
                     p->off += r;
                     if (ps->read_delay_us) {
@@ -603,6 +609,12 @@ t_peers_main(void *arg)
 static inline int
 t_peers_start(t_peers_t *ps)
 {
+    int  i;
+
+    /* Before the thread exists: the caller may look at once. */
+    for (i = 0; i < ps->n; i++) {
+        ps->p[i].bad_at = -1;
+    }
     ps->stop = 0;
     ps->done = 0;
     ps->timed_out = 0;
