@@ -101,6 +101,9 @@ struct rp_fd {
     rp_fd_t        *starve_next;
     rp_fd_t        *dirty_next;
     rp_fd_t        *rearm_next;
+    rp_fd_t        *flush_next;  /* closed, still sending */
+    uint64_t        flush_deadline; /* ms, CLOCK_MONOTONIC */
+    uint64_t        flush_mark;  /* peer progress seen at the last deadline */
 };
 
 typedef struct rp_bufmeta {
@@ -139,6 +142,8 @@ struct rp_engine {
     rp_fd_t        *starved;     /* receives stopped by ENOBUFS */
     rp_fd_t        *dirty;       /* fds with bytes to send, none in flight */
     rp_fd_t        *rearm;       /* multishot ops the kernel ended */
+    rp_fd_t        *flushing;    /* closed fds still sending */
+    unsigned        flush_timeout_ms;
     uint32_t        next_gen;
     unsigned        ops_live;    /* ops the kernel has not finished */
 
@@ -165,6 +170,7 @@ rp_buf_addr(rp_engine_t *e, uint32_t bid)
 /* fd.c */
 void rp_fd_complete(rp_engine_t *e, rp_op_t *op, int res, unsigned flags);
 void rp_fd_prepare(rp_engine_t *e);
+long long rp_fd_flush_wait_us(rp_engine_t *e);
 void rp_fd_drop_all(rp_engine_t *e, bool call_done);
 
 #endif /* RP_URING_INT_H */

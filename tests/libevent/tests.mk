@@ -6,25 +6,30 @@
 #      bufferevents (the default).  `make test-libevent-regress-io_uring-nobev`
 #      runs it with EVENT_IO_URING_NO_BEV=1 (readiness bufferevents); not part
 #      of `make test`, which it would lengthen by one more run.
+#  libevent-asan
+#      regress once more on io_uring, libevent and core built with ASan+UBSan
+#      (completion bufferevents included)
 #  libevent
 #      our programs on the installed library: method, features and trigger
-#      modes, avoid by env and by config, fork, 10,000 fds, the seccomp
+#      modes, avoid by env and by config, fork, threads, 10,000 fds, the seccomp
 #      fallback, and an unmodified Debian memcached run as a drop-in;
 #      completion bufferevents (le-bev.c): kind, connect, echo with an
 #      ENOBUFS storm (8 buffers, 128 connections), slow reader, and free
 #      with I/O in flight built with ASan
 
 LEV_TEST_DIR  := $(BUILD)/tests/libevent
-LEV_TEST_BINS := $(addprefix $(LEV_TEST_DIR)/,le-basic le-fork le-manyfds le-bev \
-                 le-bev-asan)
+LEV_TEST_BINS := $(addprefix $(LEV_TEST_DIR)/,le-basic le-fork le-manyfds \
+                 le-threads le-bev le-bev-asan)
 LEV_TEST_LIBS := -L$(LEV_PREFIX)/lib -Wl,-rpath,$(abspath $(LEV_PREFIX))/lib \
-                 -levent_core
+                 -levent_core -levent_pthreads
 
-TEST_SUITES  += libevent-regress-epoll libevent-regress-io_uring libevent
+TEST_SUITES  += libevent-regress-epoll libevent-regress-io_uring libevent \
+                libevent-asan
 DEPS_TARGETS += deps-libevent-tests
 
 .PHONY: deps-libevent-tests test-libevent test-libevent-regress-epoll \
-        test-libevent-regress-io_uring test-libevent-regress-io_uring-nobev
+        test-libevent-regress-io_uring test-libevent-regress-io_uring-nobev \
+        test-libevent-asan
 
 deps-libevent-tests:
 	@scripts/deps.sh memcached perl
@@ -49,3 +54,7 @@ test-libevent-regress-%: $(LEV_LIB)
 test-libevent: $(LEV_TEST_BINS) $(if $(TOOLS_DIR),tools) deps-libevent-tests
 	@scripts/suite.sh libevent tests/libevent/run.sh $(LEV_TEST_DIR) \
 	    $(LEV_PREFIX) $(BUILD)/tools/rp-noring
+
+test-libevent-asan: $(LEV_SAN_LIB)
+	@scripts/suite.sh libevent-asan tests/libevent/regress.sh \
+	    $(LEV_SAN_SRC) io_uring asan
