@@ -250,6 +250,7 @@ bev_io_uring_write_complete(struct bufferevent_io_uring *beu)
 
 	EVUTIL_ASSERT(n > 0);
 	beu->send_done = 0;
+	beu->want_wcb = 0;	/* this completion is the write event */
 	beu->write_in_progress = 0;
 	bev_io_uring_unpin(beu);
 	bev_io_uring_del_write(beu);
@@ -612,6 +613,7 @@ bev_io_uring_consider_writing(struct bufferevent_io_uring *beu)
 	}
 	bufferevent_decrement_write_buckets_(&beu->bev, sum);
 	bev_io_uring_add_write(beu);
+	beu->want_wcb = 0;
 	if (evutil_timerisset(&bev->timeout_write) &&
 	    !event_pending(&bev->ev_write, EV_TIMEOUT, NULL))
 		event_add(&bev->ev_write, &bev->timeout_write);
@@ -836,6 +838,9 @@ bufferevent_io_uring_new_(struct event_base *base, evutil_socket_t fd,
 		bufferevent_free(bev);
 		return (NULL);
 	}
+	/* A new socket bufferevent's write event is not added until data
+	 * or an explicit enable comes: no write callback yet. */
+	beu->want_wcb = 0;
 	return (bev);
 }
 
