@@ -118,6 +118,9 @@ struct bufferevent_io_uring {
 	unsigned in_call : 1;		/* inside our own engine call */
 	unsigned want_wcb : 1;		/* writing enabled with nothing to
 					   send: run the write callback */
+	unsigned want_io : 1;		/* consider reading and writing in
+					   the loop thread */
+	unsigned want_close : 1;	/* close rf in the loop thread */
 	unsigned read_added : 1;	/* virtual events held */
 	unsigned write_added : 1;
 };
@@ -143,6 +146,32 @@ upcast(struct bufferevent *bev)
 
 static void bev_io_uring_consider_reading(struct bufferevent_io_uring *);
 static void bev_io_uring_consider_writing(struct bufferevent_io_uring *);
+
+/*
+ * A thread other than the loop's may call us (bufferevent_write from a
+ * worker) while the loop's thread waits in the engine with the base lock
+ * released; the engine is not thread-safe.  Then the work is left to our
+ * callback, which runs in the loop's thread: returns 1 if deferred.  Without
+ * threads the base lock is a no-op and nothing is deferred.
+ */
+static int
+bev_io_uring_defer(struct bufferevent_io_uring *beu, int close)
+{
+	struct event_base *base = beu->bev.bev.ev_base;
+	int busy;
+
+	EVBASE_ACQUIRE_LOCK(base, th_base_lock);
+	busy = io_uring_in_wait_(base);
+	if (busy) {
+		if (close)
+			beu->want_close = 1;
+		else
+			beu->want_io = 1;
+		event_callback_activate_nolock_(base, &beu->cfd.cb);
+	}
+	EVBASE_RELEASE_LOCK(base, th_base_lock);
+	return (busy);
+}
 
 /* A stream socket that is connected: what completion I/O can serve. */
 static int
@@ -503,6 +532,17 @@ bev_io_uring_cb(struct event_callback *cb, void *arg)
 	bufferevent_incref_and_lock_(bev);
 	if (beu->send_done)
 		bev_io_uring_write_complete(beu);
+	if (beu->want_close) {
+		beu->want_close = 0;
+		if (beu->cfd.iop)
+			bev_io_uring_close_rf(beu);
+		bufferevent_decref_(bev);	/* CANCEL_ALL's */
+	}
+	if (beu->want_io) {
+		beu->want_io = 0;
+		bev_io_uring_consider_reading(beu);
+		bev_io_uring_consider_writing(beu);
+	}
 	if (beu->want_wcb) {
 		beu->want_wcb = 0;
 		if (beu->ok && !beu->write_in_progress &&
@@ -519,6 +559,8 @@ bev_io_uring_consider_reading(struct bufferevent_io_uring *beu)
 	struct bufferevent *bev = &beu->bev.bev;
 	int r;
 
+	if (bev_io_uring_defer(beu, 0))
+		return;
 	if (bev_io_uring_check_engine(beu) < 0 || !beu->ok || !beu->rf ||
 	    beu->bev.connecting || beu->unconnected ||
 	    !(bev->enabled & EV_READ) || beu->bev.read_suspended) {
@@ -557,6 +599,8 @@ bev_io_uring_consider_writing(struct bufferevent_io_uring *beu)
 
 	if (beu->write_in_progress || beu->bev.connecting ||
 	    beu->unconnected)
+		return;
+	if (bev_io_uring_defer(beu, 0))
 		return;
 	if (bev_io_uring_check_engine(beu) < 0 || !beu->ok || !beu->rf ||
 	    !(bev->enabled & EV_WRITE) || beu->bev.write_suspended ||
@@ -783,7 +827,18 @@ be_io_uring_ctrl(struct bufferevent *bev, enum bufferevent_ctrl_op op,
 		return (0);
 	case BEV_CTRL_CANCEL_ALL:
 		/* bufferevent_free: no more I/O; the fd closes now (after
-		 * the engine's cancel), so the peer sees the close at once. */
+		 * the engine's cancel), so the peer sees the close at once.
+		 * From another thread while the loop waits: the handle is
+		 * closed by our callback, and the fd only then. */
+		if (beu->rf) {
+			bufferevent_incref_(bev);
+			if (bev_io_uring_defer(beu, 1)) {
+				beu->ok = 0;
+				bev_io_uring_del_read(beu);
+				return (0);
+			}
+			bufferevent_decref_(bev);
+		}
 		if (beu->cfd.iop)
 			bev_io_uring_close_rf(beu);
 		bev_io_uring_del_read(beu);

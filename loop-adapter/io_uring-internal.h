@@ -73,6 +73,11 @@ void io_uring_cfd_init_(struct event_base *base, struct io_uring_cfd *cfd,
  * touches cfd and the backend's list: safe from inside rp_engine_wait. */
 void io_uring_cfd_note_(struct io_uring_cfd *cfd);
 
+/* Whether another thread is waiting in the engine now (dispatch released
+ * the base lock for the wait): then the engine must not be touched; call
+ * with the base lock held. */
+int io_uring_in_wait_(struct event_base *base);
+
 /* Forget cfd (its bufferevent is going away): off the backend's lists,
  * callback cancelled.  cfd->iop is NULL afterwards, and also once the base
  * was freed or reinitialised after fork (the engine is gone then). */

@@ -705,6 +705,14 @@ io_uring_cfd_init_(struct event_base *base, struct io_uring_cfd *cfd,
 	iop->cfds = cfd;
 }
 
+int
+io_uring_in_wait_(struct event_base *base)
+{
+	struct io_uringop *iop = base->evbase;
+
+	return (base->evsel == &io_uringops && iop->waiting);
+}
+
 void
 io_uring_cfd_note_(struct io_uring_cfd *cfd)
 {
@@ -767,8 +775,10 @@ io_uring_buf_cleanup(const void *data, size_t len, void *extra)
 
 	(void)data;
 	(void)len;
-	/* A child after fork must not hand the parent's ring buffers back. */
-	if (iop->pid == getpid())
+	/* A child after fork must not hand the parent's ring buffers back
+	 * (its reinit orphaned this iop); getpid only then, it is a system
+	 * call. */
+	if (!iop->orphaned || iop->pid == getpid())
 		rp_buf_release(iop->engine,
 		    (uint32_t)(ref - iop->bufrefs) + 1);
 	if (--iop->nbufrefs == 0 && iop->orphaned) {

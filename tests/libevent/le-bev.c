@@ -16,6 +16,9 @@
  *   free     bufferevent_free with sends in flight (the peer does not
  *            read) and with received data unread, then the loop runs on
  *            and the base is freed (run under ASan/valgrind for lifetimes)
+ *   threads  the loop runs in a second thread; the main thread writes to
+ *            and frees completion bufferevents (BEV_OPT_THREADSAFE) while
+ *            the loop waits in the engine
  *   connect  connect to a closed port: BEV_EVENT_ERROR with
  *            ECONNREFUSED; connect then EOF from the peer: CONNECTED, then
  *            READING|EOF; timeouts: READING|TIMEOUT after 100 ms idle
@@ -29,6 +32,8 @@
 #include <event2/bufferevent_struct.h>
 #include <event2/event.h>
 #include <event2/listener.h>
+#include <event2/thread.h>
+#include <pthread.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -42,7 +47,9 @@
     fprintf(stderr, "le-bev: %s:%d: ", __FILE__, __LINE__); \
     fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); exit(1); } } while (0)
 
-static int  want_completion = 1;
+static int    want_completion = 1;
+static short  ev_seen;
+static int    ev_errno;
 
 /* The kind's name is the first field of the bufferevent's ops. */
 static int
@@ -514,9 +521,6 @@ test_free(void)
 
 /* ---- connect and events ------------------------------------------------ */
 
-static short  ev_seen;
-static int    ev_errno;
-
 static void
 note_event(struct bufferevent *bev, short what, void *arg)
 {
@@ -593,12 +597,96 @@ test_connect(void)
     event_base_free(base);
 }
 
+/* ---- another thread ---------------------------------------------------- */
+
+static volatile size_t  thr_got;
+
+static void
+thr_read(struct bufferevent *bev, void *arg)
+{
+    char  buf[4096];
+    size_t n;
+
+    (void) arg;
+    while ((n = bufferevent_read(bev, buf, sizeof(buf))) > 0) {
+        __atomic_add_fetch(&thr_got, n, __ATOMIC_SEQ_CST);
+    }
+}
+
+static void *
+thr_loop(void *arg)
+{
+    event_base_dispatch(arg);
+    return NULL;
+}
+
+static void
+test_threads(void)
+{
+    struct event_base   *base;
+    struct bufferevent  *a, *b;
+    struct event        *keep;
+    struct timeval       tv = { 3600, 0 };
+    pthread_t            t;
+    int                  sv[2], i;
+    char                 msg[1000];
+
+    CHECK(evthread_use_pthreads() == 0, "evthread_use_pthreads");
+    base = event_base_new();
+    CHECK(evutil_socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0, "socketpair");
+    evutil_make_socket_nonblocking(sv[0]);
+    evutil_make_socket_nonblocking(sv[1]);
+    a = bufferevent_socket_new(base, sv[0],
+                               BEV_OPT_CLOSE_ON_FREE | BEV_OPT_THREADSAFE);
+    b = bufferevent_socket_new(base, sv[1],
+                               BEV_OPT_CLOSE_ON_FREE | BEV_OPT_THREADSAFE);
+    check_kind(a, "threadsafe socketpair");
+    bufferevent_setcb(b, thr_read, NULL, fail_event, "threads reader");
+    bufferevent_enable(b, EV_READ);
+    keep = evtimer_new(base, timeout_cb, "threads");
+    evtimer_add(keep, &tv);
+    CHECK(pthread_create(&t, NULL, thr_loop, base) == 0, "pthread_create");
+    usleep(20000);
+
+    memset(msg, 'x', sizeof(msg));
+    for (i = 0; i < 200; i++) {
+        bufferevent_write(a, msg, sizeof(msg));
+        if (i % 50 == 0) {
+            usleep(5000);
+        }
+    }
+    for (i = 0; i < 500 && thr_got < 200 * sizeof(msg); i++) {
+        usleep(10000);
+    }
+    CHECK(thr_got == 200 * sizeof(msg), "threads: got %zu of %zu",
+          (size_t) thr_got, 200 * sizeof(msg));
+
+    /* freed from this thread while the loop waits: the peer sees EOF */
+    bufferevent_setcb(b, thr_read, NULL, note_event, NULL);
+    bufferevent_write(a, msg, sizeof(msg));
+    bufferevent_free(a);
+    for (i = 0; i < 500 && ev_seen == 0; i++) {
+        usleep(10000);
+    }
+    /* output not yet written when freed may be dropped, as with a socket
+     * bufferevent */
+    CHECK(ev_seen == (BEV_EVENT_READING | BEV_EVENT_EOF)
+          && thr_got >= 200 * sizeof(msg) && thr_got <= 201 * sizeof(msg),
+          "threads: after free: event 0x%x, "
+          "%zu bytes", ev_seen, (size_t) thr_got);
+    bufferevent_free(b);
+    event_base_loopbreak(base);
+    pthread_join(t, NULL);
+    event_free(keep);
+    event_base_free(base);
+}
+
 int
 main(int argc, char **argv)
 {
     struct event_base  *base;
 
-    CHECK(argc >= 2, "usage: le-bev kind|echo|slow|free|connect "
+    CHECK(argc >= 2, "usage: le-bev kind|echo|slow|free|threads|connect "
           "[completion|socket]");
     if (argc > 2) {
         want_completion = strcmp(argv[2], "socket") != 0;
@@ -617,6 +705,8 @@ main(int argc, char **argv)
         test_slow();
     } else if (strcmp(argv[1], "free") == 0) {
         test_free();
+    } else if (strcmp(argv[1], "threads") == 0) {
+        test_threads();
     } else if (strcmp(argv[1], "connect") == 0) {
         test_connect();
     } else {
