@@ -501,7 +501,7 @@ rp_recv_done(rp_engine_t *e, rp_fd_t *f, rp_op_t *op, int res,
 
     if (flags & IORING_CQE_F_BUFFER) {
         bid = flags >> IORING_CQE_BUFFER_SHIFT;
-        e->bufs.in_use++;
+        rp_buf_got(e, bid);
 
         /*
          * Data from any receive of an open fd is queued, also from one being

@@ -263,7 +263,8 @@ void rp_recv_consume(rp_engine_t *e, rp_fd_t *f, size_t len);
 uint32_t rp_recv_take(rp_engine_t *e, rp_fd_t *f, const void **data,
     size_t *len);
 
-/* Return a buffer taken with rp_recv_take() to the ring. */
+/* Return a buffer taken with rp_recv_take() to the ring; a token given
+   back twice is ignored. */
 void rp_buf_release(rp_engine_t *e, uint32_t token);
 
 /* Provided buffers free now, and the total. */

@@ -110,6 +110,7 @@ typedef struct rp_bufmeta {
     uint32_t        next;        /* next buffer id + 1 in an fd queue */
     uint32_t        off;
     uint32_t        len;
+    uint32_t        held;        /* 1 while outside the kernel's ring */
 } rp_bufmeta_t;
 
 typedef struct rp_bufring {
@@ -160,6 +161,7 @@ void rp_op_free(rp_engine_t *e, rp_op_t *op);
 /* bufring.c */
 int rp_bufring_init(rp_engine_t *e, unsigned count, unsigned size);
 void rp_bufring_free(rp_engine_t *e, bool unregister);
+void rp_buf_got(rp_engine_t *e, uint32_t bid);
 void rp_buf_recycle(rp_engine_t *e, uint32_t bid);
 static inline unsigned char *
 rp_buf_addr(rp_engine_t *e, uint32_t bid)

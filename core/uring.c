@@ -111,7 +111,7 @@ rp_explain_setup(int err, char *why, size_t len)
     if (err == ENOMEM && getrlimit(RLIMIT_MEMLOCK, &rl) == 0) {
         rp_why(why, len, "io_uring_setup() failed (%s): cannot lock the "
                "ring's memory: RLIMIT_MEMLOCK is %llu KiB; raise it "
-               "(ulimit -l, LimitMEMLOCK=) or use a kernel >= 5.12", es,
+               "(ulimit -l, LimitMEMLOCK=)", es,
                (unsigned long long) (rl.rlim_cur / 1024));
         return;
     }
@@ -175,7 +175,7 @@ rp_probe_cqe(rp_engine_t *e, int *poll_more, int *poll_res, int *recv_res,
         return rc;
     }
     if (cqe->flags & IORING_CQE_F_BUFFER) {
-        e->bufs.in_use++;
+        rp_buf_got(e, cqe->flags >> IORING_CQE_BUFFER_SHIFT);
         rp_buf_recycle(e, cqe->flags >> IORING_CQE_BUFFER_SHIFT);
     }
     switch (cqe->user_data) {
