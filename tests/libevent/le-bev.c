@@ -4,7 +4,8 @@
  * Usage: le-bev <case> [expect: completion|socket]
  *   kind     bufferevent_socket_new on a connected TCP socket and a
  *            socketpair gives the expected kind; on a pipe, a UDP socket
- *            and an unconnected TCP socket always a socket bufferevent
+ *            and an unconnected TCP socket always a socket bufferevent, and
+ *            on a base with EVENT_BASE_FLAG_IO_URING_NO_BEV too
  *   echo     N TCP connections through an evconnlistener echo server, each
  *            client (connected with bufferevent_socket_connect) sends
  *            SIZE bytes of a per-connection pattern in pieces and checks
@@ -299,8 +300,25 @@ test_kind(void)
     bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
     check_kind(bev, "unconnected TCP socket");
     bufferevent_free(bev);
-
     event_base_free(base);
+
+    /* turned off by the base's config flag */
+    {
+        struct event_config  *cfg = event_config_new();
+
+        event_config_set_flag(cfg, EVENT_BASE_FLAG_IO_URING_NO_BEV);
+        base = event_base_new_with_config(cfg);
+        event_config_free(cfg);
+        CHECK(strcmp(event_base_get_method(base), "io_uring") == 0,
+              "flag: method %s", event_base_get_method(base));
+        CHECK(evutil_socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0,
+              "socketpair");
+        bev = bufferevent_socket_new(base, sv[0], BEV_OPT_CLOSE_ON_FREE);
+        check_kind(bev, "socketpair, EVENT_BASE_FLAG_IO_URING_NO_BEV");
+        bufferevent_free(bev);
+        close(sv[1]);
+        event_base_free(base);
+    }
 }
 
 /* ---- slow reader ------------------------------------------------------ */
