@@ -41,9 +41,10 @@
  * Writes: one send in flight per bufferevent, in the engine's reference
  * mode, straight from the output evbuffer's chains; the chains are pinned
  * and the buffer's start frozen until the send's done callback, and only
- * then drained.  The in-flight send holds a reference on the bufferevent,
- * so bufferevent_free with a send in the kernel frees nothing the kernel
- * may still read.
+ * then drained.  The in-flight send holds a reference on the bufferevent;
+ * bufferevent_free hands the send's pinned chains to the engine (struct
+ * bev_io_uring_send) and drops it, so nothing the kernel may still read is
+ * freed and nothing waits for the kernel.
  *
  * Connecting stays on the readiness path: bufferevent_socket_connect
  * borrows ev_write for the socket's own write callback (as it does for
@@ -96,6 +97,18 @@ static int be_io_uring_flush(struct bufferevent *, short,
 static int be_io_uring_ctrl(struct bufferevent *, enum bufferevent_ctrl_op,
     union bufferevent_ctrl_data *);
 
+/*
+ * What one send pinned.  Owned by the bufferevent, or by the engine once
+ * the bufferevent was freed with the send still in the kernel (beu NULL):
+ * then the done callback unpins (and so frees) the chains itself, and the
+ * bufferevent need not outlive the send, nor the base.
+ */
+struct bev_io_uring_send {
+	struct bufferevent_io_uring *beu;
+	int npinned;
+	struct evbuffer_chain *pinned[BEV_IO_URING_IOV];
+};
+
 struct bufferevent_io_uring {
 	struct bufferevent_private bev;
 	struct io_uring_cfd cfd;	/* fd data of rf; our callback */
@@ -108,8 +121,7 @@ struct bufferevent_io_uring {
 	size_t write_in_progress;
 	unsigned gen;			/* counts handles closed */
 	unsigned send_gen;
-	struct evbuffer_chain *pinned[BEV_IO_URING_IOV];
-	int npinned;
+	struct bev_io_uring_send *send;
 
 	unsigned ok : 1;		/* has an fd and may do I/O */
 	unsigned unconnected : 1;	/* fd not connected (yet) */
@@ -244,13 +256,13 @@ bev_io_uring_timers(struct bufferevent *bev, evutil_socket_t fd)
 }
 
 static void
-bev_io_uring_unpin(struct bufferevent_io_uring *beu)
+bev_io_uring_unpin(struct bev_io_uring_send *t)
 {
 	int i;
 
-	for (i = 0; i < beu->npinned; ++i)
-		evbuffer_chain_unpin_(beu->pinned[i], EVBUFFER_MEM_PINNED_W);
-	beu->npinned = 0;
+	for (i = 0; i < t->npinned; ++i)
+		evbuffer_chain_unpin_(t->pinned[i], EVBUFFER_MEM_PINNED_W);
+	t->npinned = 0;
 }
 
 /*
@@ -261,8 +273,15 @@ bev_io_uring_unpin(struct bufferevent_io_uring *beu)
 static void
 bev_io_uring_send_done(void *arg)
 {
-	struct bufferevent_io_uring *beu = arg;
+	struct bev_io_uring_send *t = arg;
+	struct bufferevent_io_uring *beu = t->beu;
 
+	if (!beu) {
+		/* abandoned by bufferevent_free: ours alone */
+		bev_io_uring_unpin(t);
+		mm_free(t);
+		return;
+	}
 	beu->send_done = 1;
 	if (!beu->in_call)
 		io_uring_cfd_note_(&beu->cfd);
@@ -281,7 +300,7 @@ bev_io_uring_write_complete(struct bufferevent_io_uring *beu)
 	beu->send_done = 0;
 	beu->want_wcb = 0;	/* this completion is the write event */
 	beu->write_in_progress = 0;
-	bev_io_uring_unpin(beu);
+	bev_io_uring_unpin(beu->send);
 	bev_io_uring_del_write(beu);
 
 	/* A send on a handle closed since (setfd, free) was abandoned: the
@@ -313,9 +332,11 @@ bev_io_uring_write_complete(struct bufferevent_io_uring *beu)
 }
 
 /* Take rf off the engine: its receive and send are cancelled.  A send
- * already in the kernel finishes later (its done callback). */
+ * already in the kernel finishes later (its done callback); with abandon
+ * (bufferevent_free) the send and its chains are left to the engine and
+ * its reference dropped now. */
 static void
-bev_io_uring_close_rf(struct bufferevent_io_uring *beu)
+bev_io_uring_close_rf(struct bufferevent_io_uring *beu, int abandon)
 {
 	if (!beu->rf)
 		return;
@@ -327,8 +348,15 @@ bev_io_uring_close_rf(struct bufferevent_io_uring *beu)
 	++beu->gen;
 	if (beu->write_in_progress)
 		evbuffer_unfreeze(beu->bev.bev.output, 1);
-	if (beu->send_done)
+	if (beu->send_done) {
 		bev_io_uring_write_complete(beu);
+	} else if (beu->write_in_progress && abandon) {
+		beu->send->beu = NULL;
+		beu->send = NULL;
+		beu->write_in_progress = 0;
+		bev_io_uring_del_write(beu);
+		bufferevent_decref_(&beu->bev.bev);
+	}
 }
 
 /*
@@ -352,7 +380,7 @@ bev_io_uring_check_engine(struct bufferevent_io_uring *beu)
 		beu->send_done = 0;
 		++beu->gen;
 		evbuffer_unfreeze(bev->output, 1);
-		bev_io_uring_unpin(beu);
+		bev_io_uring_unpin(beu->send);
 		bev_io_uring_del_write(beu);
 		bufferevent_decref_(bev);
 	}
@@ -535,7 +563,7 @@ bev_io_uring_cb(struct event_callback *cb, void *arg)
 	if (beu->want_close) {
 		beu->want_close = 0;
 		if (beu->cfd.iop)
-			bev_io_uring_close_rf(beu);
+			bev_io_uring_close_rf(beu, 1);
 		bufferevent_decref_(bev);	/* CANCEL_ALL's */
 	}
 	if (beu->want_io) {
@@ -616,6 +644,10 @@ bev_io_uring_consider_writing(struct bufferevent_io_uring *beu)
 		at_most = BEV_IO_URING_MAX_SEND;
 	if (!at_most)
 		return;
+	if (!beu->send &&
+	    !(beu->send = mm_calloc(1, sizeof(*beu->send))))
+		return;
+	beu->send->beu = beu;
 
 	/* Pinned chains are neither freed nor moved nor realigned by later
 	 * adds; the frozen start keeps anyone else from draining them. */
@@ -628,11 +660,11 @@ bev_io_uring_consider_writing(struct bufferevent_io_uring *beu)
 		iov[n].iov_base = chain->buffer + chain->misalign;
 		iov[n].iov_len = take;
 		evbuffer_chain_pin_(chain, EVBUFFER_MEM_PINNED_W);
-		beu->pinned[n] = chain;
+		beu->send->pinned[n] = chain;
 		sum += take;
 		++n;
 	}
-	beu->npinned = n;
+	beu->send->npinned = n;
 	evbuffer_freeze(output, 1);
 
 	bufferevent_incref_(bev);
@@ -641,13 +673,13 @@ bev_io_uring_consider_writing(struct bufferevent_io_uring *beu)
 	beu->send_done = 0;
 	beu->in_call = 1;
 	r = rp_send(beu->engine, beu->rf, iov, n, 0, bev_io_uring_send_done,
-	    beu);
+	    beu->send);
 	beu->in_call = 0;
 	if (r < 0) {
 		beu->write_in_progress = 0;
 		beu->send_done = 0;
 		evbuffer_unfreeze(output, 1);
-		bev_io_uring_unpin(beu);
+		bev_io_uring_unpin(beu->send);
 		EVUTIL_SET_SOCKET_ERROR(-r);
 		bufferevent_disable(bev, EV_WRITE);
 		bufferevent_run_eventcb_(bev,
@@ -737,7 +769,7 @@ be_io_uring_unlink(struct bufferevent *bev)
 
 	EVUTIL_ASSERT(!beu->write_in_progress);
 	if (beu->cfd.iop)
-		bev_io_uring_close_rf(beu);
+		bev_io_uring_close_rf(beu, 1);
 	bev_io_uring_del_read(beu);
 	bev_io_uring_del_write(beu);
 	io_uring_cfd_clear_(&beu->cfd);
@@ -754,6 +786,8 @@ be_io_uring_destruct(struct bufferevent *bev)
 	beu->fd = -1;
 	if (beu->stash)
 		evbuffer_free(beu->stash);
+	if (beu->send)
+		mm_free(beu->send);
 	evutil_getaddrinfo_cancel_async_(bev_p->dns_request);
 }
 
@@ -789,7 +823,7 @@ bev_io_uring_setfd(struct bufferevent_io_uring *beu, evutil_socket_t fd)
 		return (-1);
 	}
 	if (bev_io_uring_check_engine(beu) == 0)
-		bev_io_uring_close_rf(beu);
+		bev_io_uring_close_rf(beu, 0);
 	bev_io_uring_del_read(beu);
 	bev_io_uring_timers(bev, fd);
 	/* as be_socket_setfd */
@@ -797,6 +831,8 @@ bev_io_uring_setfd(struct bufferevent_io_uring *beu, evutil_socket_t fd)
 	if (beu->stash)
 		evbuffer_drain(beu->stash, evbuffer_get_length(beu->stash));
 
+	/* as be_socket_setfd */
+	evutil_getaddrinfo_cancel_async_(beu->bev.dns_request);
 	beu->fd = fd;
 	beu->ok = 0;
 	beu->unconnected = fd >= 0 && !connected;
@@ -809,7 +845,6 @@ bev_io_uring_setfd(struct bufferevent_io_uring *beu, evutil_socket_t fd)
 		be_io_uring_enable(bev, bev->enabled &
 		    ~((beu->bev.read_suspended ? EV_READ : 0) |
 			(beu->bev.write_suspended ? EV_WRITE : 0)));
-	evutil_getaddrinfo_cancel_async_(beu->bev.dns_request);
 	return (0);
 }
 
@@ -840,7 +875,7 @@ be_io_uring_ctrl(struct bufferevent *bev, enum bufferevent_ctrl_op op,
 			bufferevent_decref_(bev);
 		}
 		if (beu->cfd.iop)
-			bev_io_uring_close_rf(beu);
+			bev_io_uring_close_rf(beu, 1);
 		bev_io_uring_del_read(beu);
 		beu->ok = 0;
 		if ((beu->bev.options & BEV_OPT_CLOSE_ON_FREE) &&
