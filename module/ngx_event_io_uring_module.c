@@ -71,6 +71,11 @@ typedef struct {
     rp_fd_t             *rf;
     ngx_connection_t    *conn;
     ngx_queue_t          queue;       /* in rearm_queue */
+    ngx_queue_t          held;        /* in held_queue: holds ring buffers */
+    u_char              *spill;       /* unread bytes moved off the ring */
+    size_t               spill_size;
+    size_t               spill_pos;
+    size_t               spill_last;
     unsigned             events;      /* RP_* mask nginx wants */
     unsigned             instance:1;
     unsigned             level:1;     /* one-shot, re-armed after it fires */
@@ -80,6 +85,8 @@ typedef struct {
     unsigned             os_wait:1;   /* sendfile said EAGAIN: poll OUT */
     unsigned             wait_space:1;
     unsigned             wait_drain:1;
+    unsigned             on_held:1;
+    unsigned             stopped:1;   /* receive stopped: spill is full */
 } ngx_io_uring_fd_t;
 
 
@@ -88,6 +95,7 @@ typedef struct {
     ngx_uint_t           send_conns;
     ngx_uint_t           os_sends;    /* file chains sent by nginx's own */
     ngx_uint_t           readiness;   /* stream sockets left in readiness */
+    ngx_uint_t           spills;      /* unread queues moved off the ring */
 } ngx_io_uring_counters_t;
 
 
@@ -138,6 +146,9 @@ static ssize_t ngx_io_uring_recv_queued(ngx_connection_t *c,
     off_t limit);
 static void ngx_io_uring_recv_enter(ngx_connection_t *c,
     ngx_io_uring_fd_t *fe, ssize_t n);
+static size_t ngx_io_uring_recv_copy(ngx_connection_t *c,
+    ngx_io_uring_fd_t *fe, u_char *dst, size_t len);
+static void ngx_io_uring_spill(ngx_log_t *log);
 static ssize_t ngx_io_uring_send(ngx_connection_t *c, u_char *buf,
     size_t size);
 static ngx_chain_t *ngx_io_uring_send_chain(ngx_connection_t *c,
@@ -174,6 +185,7 @@ static ngx_io_uring_fd_t    **fd_pages;
 static ngx_uint_t             fd_npages;
 
 static ngx_queue_t            rearm_queue;
+static ngx_queue_t            held_queue;
 
 static int                    notify_fd = -1;
 static ngx_event_t            notify_event;
@@ -366,6 +378,7 @@ ngx_io_uring_init(ngx_cycle_t *cycle, ngx_msec_t timer)
         }
 
         ngx_queue_init(&rearm_queue);
+        ngx_queue_init(&held_queue);
 
         if (ngx_io_uring_notify_init(cycle->log) != NGX_OK) {
             ngx_io_uring_module_ctx.actions.notify = NULL;
@@ -635,7 +648,8 @@ ngx_io_uring_add_event(ngx_event_t *ev, ngx_int_t event, ngx_uint_t flags)
      */
 
     if (event == NGX_READ_EVENT && fe->recv_mode && !ev->ready
-        && (rp_recv_queued(fe->rf) || rp_recv_status(fe->rf)))
+        && (fe->spill_last > fe->spill_pos || rp_recv_queued(fe->rf)
+            || rp_recv_status(fe->rf)))
     {
         ev->ready = 1;
         ngx_post_event(ev, &ngx_posted_events);
@@ -783,6 +797,8 @@ ngx_io_uring_process_events(ngx_cycle_t *cycle, ngx_msec_t timer,
         }
     }
 
+    ngx_io_uring_spill(cycle->log);
+
     if (timer == NGX_TIMER_INFINITE) {
         timeout = -1;
 
@@ -909,11 +925,7 @@ ngx_io_uring_process_events(ngx_cycle_t *cycle, ngx_msec_t timer,
                 continue;
             }
 
-            fe = ngx_io_uring_fd(c->fd, 0, cycle->log);
-
-            if (fe && fe->rf && rp_send_pending(fe->rf) == 0) {
-                c->buffered &= ~NGX_IO_URING_BUFFERED;
-            }
+            /* the bit is cleared by the send_chain call this leads to */
 
             wev->ready = 1;
 
@@ -1002,6 +1014,11 @@ ngx_io_uring_event_handler(rp_engine_t *e, rp_fd_t *f, void *data,
     } else if (ev == RP_EV_RECV) {
 
         /* data, EOF or an error is queued: the read event is ready */
+
+        if (!fe->on_held && rp_recv_queued(f)) {
+            fe->on_held = 1;
+            ngx_queue_insert_tail(&held_queue, &fe->held);
+        }
 
         res = RP_IN;
 
@@ -1273,6 +1290,21 @@ ngx_io_uring_close(ngx_io_uring_fd_t *fe)
         fe->rearm = 0;
     }
 
+    if (fe->on_held) {
+        ngx_queue_remove(&fe->held);
+        fe->on_held = 0;
+    }
+
+    if (fe->spill) {
+        ngx_free(fe->spill);
+        fe->spill = NULL;
+    }
+
+    fe->spill_size = 0;
+    fe->spill_pos = 0;
+    fe->spill_last = 0;
+    fe->stopped = 0;
+
     rp_fd_close(engine, fe->rf, fe->send_mode ? RP_CLOSE_FLUSH : 0);
 
     fe->rf = NULL;
@@ -1411,10 +1443,10 @@ ngx_io_uring_recv_queued(ngx_connection_t *c, ngx_io_uring_fd_t *fe,
 
     rev = c->read;
 
-    if (rp_recv_queued(fe->rf)) {
+    if (fe->spill_last > fe->spill_pos || rp_recv_queued(fe->rf)) {
 
         if (chain == NULL) {
-            total = rp_recv_copy(engine, fe->rf, buf, size);
+            total = ngx_io_uring_recv_copy(c, fe, buf, size);
 
         } else {
             total = 0;
@@ -1431,9 +1463,9 @@ ngx_io_uring_recv_queued(ngx_connection_t *c, ngx_io_uring_fd_t *fe,
                     want = ngx_min(want, (size_t) limit - total);
                 }
 
-                n = rp_recv_copy(engine, fe->rf, b->last, want);
-
                 /* ngx_readv_chain() leaves moving b->last to its caller */
+
+                n = ngx_io_uring_recv_copy(c, fe, b->last, want);
 
                 total += n;
 
@@ -1443,7 +1475,9 @@ ngx_io_uring_recv_queued(ngx_connection_t *c, ngx_io_uring_fd_t *fe,
             }
         }
 
-        if (rp_recv_queued(fe->rf) == 0 && rp_recv_status(fe->rf) == 0) {
+        if (fe->spill_last == fe->spill_pos && rp_recv_queued(fe->rf) == 0
+            && rp_recv_status(fe->rf) == 0)
+        {
             rev->ready = 0;
         }
 
@@ -1478,6 +1512,128 @@ ngx_io_uring_recv_queued(ngx_connection_t *c, ngx_io_uring_fd_t *fe,
     }
 
     return NGX_AGAIN;
+}
+
+
+/* the spilled bytes first, then the ring's queue */
+
+static size_t
+ngx_io_uring_recv_copy(ngx_connection_t *c, ngx_io_uring_fd_t *fe,
+    u_char *dst, size_t len)
+{
+    int     rc;
+    size_t  n;
+
+    n = ngx_min(len, fe->spill_last - fe->spill_pos);
+
+    if (n) {
+        ngx_memcpy(dst, fe->spill + fe->spill_pos, n);
+        fe->spill_pos += n;
+
+        if (fe->spill_pos == fe->spill_last) {
+            fe->spill_pos = 0;
+            fe->spill_last = 0;
+        }
+    }
+
+    if (fe->stopped && fe->spill_last == 0) {
+        fe->stopped = 0;
+
+        rc = rp_recv_start(engine, fe->rf, recv_max);
+
+        if (rc < 0) {
+            ngx_log_error(NGX_LOG_ALERT, c->log, -rc,
+                          "rp_recv_start(%d) failed", c->fd);
+        }
+    }
+
+    if (n < len) {
+        n += rp_recv_copy(engine, fe->rf, dst + n, len - n);
+    }
+
+    return n;
+}
+
+
+/*
+ * Provided buffers are shared by every connection of the worker, and a
+ * connection nginx does not read from now (a request waiting for its
+ * upstream, pipelined requests behind a response) would hold them while
+ * others starve.  When fewer than half are free, what nginx left unread
+ * after the last pass is copied into the connection's own memory and the
+ * buffers go back to the ring; at recv_max bytes the receive stops until
+ * nginx reads (the kernel keeps the rest, as with epoll).
+ */
+
+static void
+ngx_io_uring_spill(ngx_log_t *log)
+{
+    size_t              n, size;
+    u_char             *p;
+    ngx_queue_t        *q, *next;
+    ngx_io_uring_fd_t  *fe;
+
+    if (ngx_queue_empty(&held_queue)
+        || rp_bufs_free(engine) >= rp_bufs_total(engine) / 2)
+    {
+        return;
+    }
+
+    for (q = ngx_queue_head(&held_queue);
+         q != ngx_queue_sentinel(&held_queue);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        fe = ngx_queue_data(q, ngx_io_uring_fd_t, held);
+
+        ngx_queue_remove(q);
+        fe->on_held = 0;
+
+        n = rp_recv_queued(fe->rf);
+
+        if (n == 0) {
+            continue;
+        }
+
+        if (fe->spill_pos) {
+            fe->spill_last -= fe->spill_pos;
+            ngx_memmove(fe->spill, fe->spill + fe->spill_pos, fe->spill_last);
+            fe->spill_pos = 0;
+        }
+
+        if (fe->spill_last + n > fe->spill_size) {
+            size = ngx_max(fe->spill_last + n, 2 * fe->spill_size);
+            size = ngx_max(size, 4096);
+
+            p = ngx_alloc(size, log);
+            if (p == NULL) {
+                continue;
+            }
+
+            if (fe->spill) {
+                ngx_memcpy(p, fe->spill, fe->spill_last);
+                ngx_free(fe->spill);
+            }
+
+            fe->spill = p;
+            fe->spill_size = size;
+        }
+
+        fe->spill_last += rp_recv_copy(engine, fe->rf,
+                                       fe->spill + fe->spill_last, n);
+        counters.spills++;
+
+        ngx_log_debug2(NGX_LOG_DEBUG_EVENT, log, 0,
+                       "io_uring: fd:%d %uz unread bytes spilled",
+                       rp_fd_fileno(fe->rf), fe->spill_last);
+
+        if (fe->spill_last >= recv_max && !fe->stopped
+            && rp_recv_status(fe->rf) == 0)
+        {
+            rp_recv_stop(engine, fe->rf);
+            fe->stopped = 1;
+        }
+    }
 }
 
 
@@ -1730,10 +1886,11 @@ ngx_io_uring_counters_format(u_char *p, u_char *last)
 {
     return ngx_slprintf(p, last, " bufs=%ui completion_reads=%ui "
                         "completion_sends=%ui sendfile_sends=%ui "
-                        "readiness_reads=%ui",
+                        "readiness_reads=%ui spills=%ui",
                         (ngx_uint_t) (engine ? rp_bufs_total(engine) : 0),
                         counters.recv_conns, counters.send_conns,
-                        counters.os_sends, counters.readiness);
+                        counters.os_sends, counters.readiness,
+                        counters.spills);
 }
 
 
