@@ -150,6 +150,7 @@ rp_fd_close(rp_engine_t *e, rp_fd_t *f, unsigned flags)
         } else {
             f->sendfd = dupfd;
             f->flushing = 1;
+            e->st.flushing_now++;
         }
     }
 
@@ -907,6 +908,7 @@ rp_send_done(rp_engine_t *e, rp_fd_t *f, int res)
         close(f->sendfd);
         f->sendfd = -1;
         f->flushing = 0;
+        e->st.flushing_now--;
         return;
     }
 
@@ -969,6 +971,7 @@ rp_fd_drop_all(rp_engine_t *e, bool call_done)
         free(f);
     }
     e->fds = NULL;
+    e->st.flushing_now = 0;
     e->starved = NULL;
     e->dirty = NULL;
     e->rearm = NULL;

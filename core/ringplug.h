@@ -111,6 +111,7 @@ typedef struct rp_stats {
     uint64_t  send_partial;    /* short sends continued */
     uint32_t  bufs_in_use_now; /* provided buffers held by the host/queues */
     uint32_t  fds_open_now;
+    uint32_t  flushing_now;    /* closed with RP_CLOSE_FLUSH, still sending */
 } rp_stats_t;
 
 /*
