@@ -17,10 +17,13 @@ See bench/README.md.
 """
 
 import atexit
+import ctypes
 import fnmatch
 import os
 import re
+import resource
 import select
+import shutil
 import signal
 import socket
 import statistics
@@ -33,7 +36,11 @@ BUILD = os.path.join(TOP, os.environ.get("BENCH_BUILD_DIR", "build"))
 OUT = os.path.join(BUILD, "bench")
 BIN = os.path.join(OUT, "bin")
 WWW = os.path.join(OUT, "www")
-RUN = os.path.join(OUT, "run")
+RUNS = os.path.join(OUT, "run")
+KEEP_RUNS = 5
+RUN = None          # RUNS/<stamp>: this run's configs, logs, pinned builds
+MODULE_RUN = None   # the module copy this run loads
+LE_LIB_RUN = None   # the libevent copy this run's servers load
 LOGS = os.path.join(OUT, "logs")
 MODULE_SO = os.path.join(BUILD, "module", "ngx_event_io_uring_module.so")
 LIBEVENT_DEFAULT = os.path.join(BUILD, "libevent", "prefix")
@@ -44,6 +51,7 @@ REPORT_LUA = os.path.join(TOP, "bench", "report.lua")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 NR_IO_URING_ENTER = 426     # the same on every architecture since 5.1
 CLIENT_BOUND_PCT = 95.0
+NOFILE = min(65536, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
 
 QUICK = "--quick" in sys.argv[1:]
 
@@ -70,6 +78,9 @@ BASELINE = env_int("BENCH_BASELINE", 1)
 ROW_FILTER = env_list("BENCH_ROWS", [])
 LE_COMPL_ENV = os.environ.get("BENCH_LIBEVENT_COMPLETION_ENV", "").strip()
 PIN = (os.cpu_count() or 1) >= 2
+# Idle upstream connections nginx keeps: enough for every client
+# connection, so proxy rows measure proxying, not upstream reconnects.
+UP_KEEPALIVE = max(64, max(CONNS))
 SERVER_CPU, CLIENT_CPU = "0", "1"
 
 # Workloads: name -> (server groups that run it, URL path or None for echo)
@@ -106,12 +117,23 @@ def log(msg):
 _procs = []
 
 
+_libc = ctypes.CDLL(None, use_errno=True)
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_harness():
+    # Even a SIGKILLed harness, which runs no exit handler, takes its
+    # direct children with it.
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 def spawn(argv, cpu=None, **kw):
     """Start argv in its own session (so it and its children can be stopped
     as one group), pinned to cpu when the machine has two."""
     if PIN and cpu is not None:
         argv = ["taskset", "-c", cpu] + argv
-    p = subprocess.Popen(argv, start_new_session=True, **kw)
+    p = subprocess.Popen(argv, start_new_session=True,
+                         preexec_fn=_die_with_harness, **kw)
     _procs.append(p)
     return p
 
@@ -300,6 +322,12 @@ class Server:
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
+    def crashed(self):
+        """Why this server's run is not a sample (it died), or None."""
+        if not self.alive():
+            return f"server exited during the run ({self.proc.returncode})"
+        return None
+
     def stop(self):
         if self.proc is not None:
             stop(self.proc)
@@ -333,6 +361,8 @@ class Libevent(Server):
     def env(self):
         env = dict(os.environ)
         env.pop("EVENT_NOIO_URING", None)
+        # Ahead of the binaries' RUNPATH: the copy pinned for this run.
+        env["LD_LIBRARY_PATH"] = LE_LIB_RUN
         if self.mode == "epoll":
             env["EVENT_NOIO_URING"] = "1"
         elif self.mode == "io_uring-compl":
@@ -365,7 +395,7 @@ class Nginx(Server):
     def conf(self, port):
         load = use = extra = ""
         if self.mode != "epoll":
-            load = f"load_module {MODULE_SO};"
+            load = f"load_module {MODULE_RUN};"
             use = "use io_uring;"
         else:
             use = "use epoll;"
@@ -378,7 +408,7 @@ class Nginx(Server):
         upstream = ""
         if Nginx.upstream_port:
             upstream = (f"upstream bench_up {{ server 127.0.0.1:"
-                        f"{Nginx.upstream_port}; keepalive 64; }}")
+                        f"{Nginx.upstream_port}; keepalive {UP_KEEPALIVE}; }}")
             proxy = ("location = /proxy { proxy_pass http://bench_up; "
                      "proxy_http_version 1.1; "
                      "proxy_set_header Connection \"\"; }")
@@ -395,7 +425,7 @@ daemon off;
 master_process on;
 pid {self.logdir}/nginx.pid;
 error_log {self.logdir}/error.log warn;
-worker_rlimit_nofile 65536;
+worker_rlimit_nofile {NOFILE};
 events {{
     worker_connections 4096;
     {use}
@@ -451,11 +481,32 @@ http {{
     def workers_now(self):
         return children(self.proc.pid)
 
+    def crashed(self):
+        why = Server.crashed(self)
+        if why:
+            return why
+        try:
+            with open(self.errlog, errors="replace") as f:
+                f.seek(self.errlog_mark)
+                m = re.search(r"worker process \d+ exited on signal (\d+)",
+                              f.read())
+        except OSError:
+            m = None
+        if m:
+            return f"nginx worker exited on signal {m[1]} (see {self.errlog})"
+        if self.workers_now() != self._workers:
+            return "nginx worker restarted during the run"
+        return None
+
     def start(self):
         for attempt in range(3):
             port = free_port()
             conf = self.write_conf(port)
-            errlog = os.path.join(self.logdir, "error.log")
+            errlog = self.errlog = os.path.join(self.logdir, "error.log")
+            try:
+                self.errlog_mark = os.path.getsize(errlog)
+            except OSError:
+                self.errlog_mark = 0
             err = open(os.path.join(self.logdir, "stderr.log"), "a")
             self.proc = spawn([NGINX, "-p", self.logdir, "-c", conf,
                                "-e", errlog], SERVER_CPU,
@@ -475,10 +526,14 @@ http {{
                     return
             self.stop()
             with open(errlog, errors="replace") as f:
-                tail = f.read()[-2000:]
+                f.seek(self.errlog_mark)
+                tail = f.read()
             if "Address already in use" not in tail:
                 break
-        raise StartError(f"nginx did not start (see {errlog})")
+        emerg = [l for l in tail.splitlines() if "[emerg]" in l]
+        why = re.sub(r"^.*?\[emerg\] \d+#\d+: ", "", emerg[-1])[:160] \
+            if emerg else f"see {errlog}"
+        raise StartError(f"nginx did not start: {why}")
 
 
 def make_server(group, mode):
@@ -536,6 +591,10 @@ def measure(group, mode, workload, conns):
         t1 = cpu_ticks(workers)
         res = {"version": srv.version, "method": srv.method}
         parsed = parse_client(workload, out)
+        crash = srv.crashed()
+        if crash:
+            res["crash"] = res["error"] = crash
+            return res
         if rc != 0 or parsed is None:
             last = out.strip().splitlines()[-1:] or [f"exit {rc}"]
             res["error"] = f"client failed: {last[0][:120]}"
@@ -549,10 +608,10 @@ def measure(group, mode, workload, conns):
                    cpu_us_req=((t1 - t0) * 1e6 / CLK_TCK / good
                                if good else None),
                    hwm_kb=vm_hwm_kb(srv.worker()))
-        if not srv.alive():
-            res["crash"] = "server exited during the run"
-        elif isinstance(srv, Nginx) and srv.workers_now() != srv._workers:
-            res["crash"] = "nginx worker restarted during the run"
+        crash = srv.crashed()
+        if crash:
+            # Its CPU and request counts mix two processes: not a sample.
+            res["crash"] = res["error"] = crash
         return res
     finally:
         srv.stop()
@@ -620,15 +679,19 @@ def syscall_pass(method, group, mode, workload, conns):
             load_argv(workload, srv.port, conns, SYSCALL_SECS),
             SYSCALL_SECS + 30)
         stop(tracer, signal.SIGINT, grace=10.0)
+        crash = srv.crashed()
+        if crash:
+            return {"why": crash}
         parsed = parse_client(workload, cout)
-        if rc != 0 or parsed is None or parsed[0] == 0:
-            return {}
-        reqs = parsed[0] - parsed[5]
+        reqs = parsed[0] - parsed[5] if parsed else 0
+        if rc != 0 or reqs <= 0:
+            last = cout.strip().splitlines()[-1:] or [f"exit {rc}"]
+            return {"why": f"no 2xx responses ({last[0][:80]})"}
         try:
             with open(out) as f:
                 text = f.read()
         except OSError:
-            return {}
+            return {"why": f"{method} wrote nothing"}
         if method == "perf":
             vals = []
             for line in text.splitlines():
@@ -804,10 +867,7 @@ def table(rows):
         if failed:
             notes.append(f"{len(failed)} run(s) failed: {failed[0]}")
         if any(r.get("retried") for r in row["runs"]):
-            notes.append("retried after a run with no requests")
-        crashes = [r["crash"] for r in row["runs"] if "crash" in r]
-        if crashes:
-            notes.append(crashes[0])
+            notes.append("retried once")
         if row["client_pct"] is not None and \
                 row["client_pct"] >= CLIENT_BOUND_PCT:
             notes.append("client-bound")
@@ -817,6 +877,8 @@ def table(rows):
         if not row["good"]:
             notes.insert(0, "no good run")
         sc = row.get("sc", {})
+        if sc.get("why"):
+            notes.append(f"syscall pass failed: {sc['why']}")
         if mode != "epoll" and sc.get("enter_req") == 0:
             notes.append("no io_uring_enter in the syscall pass: "
                          "fell back to epoll?")
@@ -886,11 +948,11 @@ def header(rows, sc_method, started):
             cpu = m[1] if m else cpu
     except OSError:
         pass
-    git = sh(["git", "-C", TOP, "describe", "--always", "--dirty"])
     mod = "not built"
-    if os.path.exists(MODULE_SO):
-        mod = (f"{os.path.relpath(MODULE_SO, TOP)} (built "
-               f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime(os.path.getmtime(MODULE_SO)))} UTC)")
+    if SNAPSHOT.get("module"):
+        mod = (f"{os.path.relpath(MODULE_SO, TOP)} built "
+               f"{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(SNAPSHOT['module']))}"
+               " UTC, copied at the start and loaded from the copy")
     sc = {"perf": "`perf stat -e raw_syscalls:sys_enter -p <server pids>`; "
                   f"enters: same with `--filter 'id == {NR_IO_URING_ENTER}'`"
                   "; CQEs: tracepoint io_uring:io_uring_complete in the "
@@ -904,12 +966,13 @@ def header(rows, sc_method, started):
         f"# ringplug benchmark, {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(started))} UTC"
         f" ({'quick' if QUICK else 'full'})",
         "",
-        f"- tree: {git.stdout.strip() or 'unknown'}",
+        f"- tree: {SNAPSHOT['tree']}",
         f"- kernel: {os.uname().release}; CPU: {cpu}; {os.cpu_count()} CPUs;"
         f" load average at start: {load}",
         f"- nginx: {first_line([NGINX, '-v'], 'stderr')} ({NGINX});"
         f" io_uring module: {mod}",
-        f"- libevent: {libevent_version(rows)} ({LIBEVENT_PREFIX})",
+        f"- libevent: {libevent_version(rows)} ({LIBEVENT_PREFIX}/lib,"
+        " copied at the start and loaded from the copy)",
         f"- liburing: {dpkg_version('liburing-dev') or 'unknown'} (Debian package)",
         f"- wrk: {first_line(['wrk', '-v'])}",
         f"- pinning: " + ("server processes on CPU 0 (nginx also "
@@ -926,8 +989,9 @@ def header(rows, sc_method, started):
         " loopback softirq work done in the client's context is not counted",
         f"- syscalls, enters, CQEs per request: separate {SYSCALL_SECS} s pass"
         f" per row, {sc}",
-        "- proxy rows: upstream is bench/floor_epoll.c (the floor responder,"
-        " keepalive 64 from nginx), pinned to CPU 0; its CPU is not counted",
+        "- proxy rows: upstream is bench/floor_epoll.c (the floor responder;"
+        f" nginx upstream keepalive {UP_KEEPALIVE}), pinned to CPU 0; its CPU"
+        " is not counted",
         "- x epoll: against the same server's epoll row at the same workload"
         " and conns; x floor: CPU/req against the minimal epoll responder"
         " (one tiny response per request only)",
@@ -1002,6 +1066,49 @@ def charts(rows, stamp):
 
 # --------------------------------------------------------------------- main
 
+SNAPSHOT = {}
+
+
+def pin_builds(stamp, missing):
+    """Make this run's directory and copy the host builds into it, so a
+    rebuild by someone else mid-run cannot mix two builds in one table
+    (or pull the module out from under nginx).  Old run directories beyond
+    the last KEEP_RUNS go."""
+    global RUN, MODULE_RUN, LE_LIB_RUN
+    RUN = os.path.join(RUNS, f"{stamp}-{os.getpid()}")
+    os.makedirs(RUN)
+    old = sorted(d for d in os.listdir(RUNS)
+                 if re.fullmatch(r"\d{8}-\d{6}-\d+", d))
+    for d in old[:-KEEP_RUNS]:
+        shutil.rmtree(os.path.join(RUNS, d), ignore_errors=True)
+    git = sh(["git", "-C", TOP, "describe", "--always", "--dirty"])
+    SNAPSHOT["tree"] = git.stdout.strip() or "unknown"
+    MODULE_RUN = os.path.join(RUN, os.path.basename(MODULE_SO))
+    LE_LIB_RUN = os.path.join(RUN, "libevent-lib")
+    lib = os.path.join(LIBEVENT_PREFIX, "lib")
+    # A build being replaced right now disappears for a moment: wait for
+    # it a little, then run without it.
+    for _ in range(30):
+        try:
+            if os.path.exists(MODULE_SO):
+                SNAPSHOT["module"] = os.path.getmtime(MODULE_SO)
+                shutil.copy2(MODULE_SO, MODULE_RUN)
+            shutil.rmtree(LE_LIB_RUN, ignore_errors=True)
+            if os.path.isdir(lib):
+                shutil.copytree(lib, LE_LIB_RUN, symlinks=True,
+                                ignore=shutil.ignore_patterns(
+                                    "*.la", "*.a", "pkgconfig", "cmake"))
+            break
+        except OSError as e:
+            log(f"bench: copying the host builds: {e}; retrying")
+            time.sleep(2)
+    os.makedirs(LE_LIB_RUN, exist_ok=True)
+    if not os.path.exists(MODULE_RUN):
+        SNAPSHOT.pop("module", None)
+        missing.setdefault("module", "module vanished while being copied")
+    if not os.path.exists(os.path.join(LE_LIB_RUN, "libevent.so")):
+        missing.setdefault("libevent", "libevent vanished while being copied")
+
 def record(line):
     path = os.environ.get("RP_RESULTS")
     if path:
@@ -1028,7 +1135,7 @@ def check_table(path):
 def main():
     started = time.time()
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(started))
-    for d in (OUT, RUN, LOGS, os.path.join(WWW, "static")):
+    for d in (OUT, RUNS, LOGS, os.path.join(WWW, "static")):
         os.makedirs(d, exist_ok=True)
     for name, size in (("1k.bin", 1024), ("64k.bin", 65536)):
         path = os.path.join(WWW, "static", name)
@@ -1037,6 +1144,7 @@ def main():
                 f.write(bytes((i * 7 + 13) % 251 for i in range(size)))
 
     missing = build_tools()
+    pin_builds(stamp, missing)
 
     # Which rows, and which cells (workload, conns) they share.
     wanted = [(g, m, w) for g, m, wls in VARIANTS for w in wls
@@ -1085,10 +1193,14 @@ def main():
                     log(f"bench: [{n}/{total}] round {rnd + 1} "
                         f"{row_id(g, m, w)} c={c}")
                     res = measure_once(g, m, w, c)
-                    if QUICK and not res.get("requests"):
+                    if QUICK and not res.get("requests") \
+                            and not res.get("crash"):
                         # A smoke run must not fail because another job
-                        # starved the box for a second: one retry, noted.
-                        log("bench:   no requests, retrying once")
+                        # starved the box for a second: one retry, and
+                        # both runs stay in the row.
+                        log(f"bench:   {res.get('error', 'no requests')}"
+                            ", retrying once")
+                        row["runs"].append(res)
                         res = measure_once(g, m, w, c)
                         res["retried"] = True
                     row["runs"].append(res)
@@ -1112,7 +1224,7 @@ def main():
                     try:
                         row["sc"] = syscall_pass(sc_method, g, m, w, c)
                     except StartError as e:
-                        row["sc"] = {}
+                        row["sc"] = {"why": str(e)}
                         log(f"bench:   {e}")
 
     if upstream:
@@ -1136,6 +1248,8 @@ def main():
                else "PASS bench-quick table")
         if sh(["gnuplot", "--version"]).returncode != 0:
             record("SKIP bench-quick charts -- gnuplot not installed")
+        elif not any(r["good"] for r in rows.values()):
+            record("SKIP bench-quick charts -- no row has data to chart")
         elif pngs and all(open(p, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
                           for p in pngs):
             record("PASS bench-quick charts")

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "uring-int.h"
@@ -123,6 +124,72 @@ rp_rq_drop(rp_engine_t *e, rp_fd_t *f)
     f->rq_bytes = 0;
 }
 
+static uint64_t
+rp_now_ms(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+}
+
+/* A closed fd is done sending: close the duplicate, leave the list. */
+static void
+rp_flush_end(rp_engine_t *e, rp_fd_t *f)
+{
+    rp_fd_t  **pp;
+
+    for (pp = &e->flushing; *pp != NULL; pp = &(*pp)->flush_next) {
+        if (*pp == f) {
+            *pp = f->flush_next;
+            break;
+        }
+    }
+    f->flush_next = NULL;
+    close(f->sendfd);
+    f->sendfd = -1;
+    f->flushing = 0;
+    e->st.flushing_now--;
+}
+
+/*
+ * Closed fds whose peer has taken nothing for flush_timeout_ms: cancel the
+ * send, drop the queue (its memory goes when the cancelled send completes)
+ * and close the duplicate, as the kernel would give up on an orphan socket.
+ */
+static void
+rp_flush_expire(rp_engine_t *e)
+{
+    struct io_uring_sqe  *sqe;
+    rp_fd_t              *f, *next;
+    uint64_t              now;
+
+    if (e->flushing == NULL) {
+        return;
+    }
+    now = rp_now_ms();
+    for (f = e->flushing; f != NULL; f = next) {
+        next = f->flush_next;
+        if (f->flush_deadline > now) {
+            continue;
+        }
+        e->st.flush_timeouts++;
+        f->send_err = -ETIMEDOUT;
+        if (f->send_op != NULL) {
+            sqe = rp_get_sqe(e);
+            io_uring_prep_cancel_fd(sqe, f->sendfd, IORING_ASYNC_CANCEL_ALL);
+            sqe->user_data = RP_UD_CANCEL;
+            e->st.cancels++;
+            e->st.enters++;
+            (void) io_uring_submit_and_get_events(&e->ring);
+        } else {
+            rp_sq_drop(e, f, true);
+        }
+        rp_flush_end(e, f);
+        rp_fd_maybe_free(e, f);
+    }
+}
+
 RP_EXPORT void
 rp_fd_close(rp_engine_t *e, rp_fd_t *f, unsigned flags)
 {
@@ -151,6 +218,9 @@ rp_fd_close(rp_engine_t *e, rp_fd_t *f, unsigned flags)
             f->sendfd = dupfd;
             f->flushing = 1;
             e->st.flushing_now++;
+            f->flush_deadline = rp_now_ms() + e->flush_timeout_ms;
+            f->flush_next = e->flushing;
+            e->flushing = f;
         }
     }
 
@@ -550,6 +620,7 @@ static void rp_submit_sends(rp_engine_t *e);
 void
 rp_fd_prepare(rp_engine_t *e)
 {
+    rp_flush_expire(e);
     rp_rearm_ended(e);
     rp_rearm_starved(e);
     rp_submit_sends(e);
@@ -887,6 +958,10 @@ rp_sq_advance(rp_fd_t *f, size_t n)
 static void
 rp_send_done(rp_engine_t *e, rp_fd_t *f, int res)
 {
+    if (f->flushing && res > 0) {
+        f->flush_deadline = rp_now_ms() + e->flush_timeout_ms;
+    }
+
     if (res > 0) {
         e->st.send_bytes += (uint64_t) res;
         if ((size_t) res < f->sq_inflight) {
@@ -905,10 +980,7 @@ rp_send_done(rp_engine_t *e, rp_fd_t *f, int res)
     }
 
     if (f->flushing && f->sq_head == NULL) {
-        close(f->sendfd);
-        f->sendfd = -1;
-        f->flushing = 0;
-        e->st.flushing_now--;
+        rp_flush_end(e, f);
         return;
     }
 
@@ -971,8 +1043,9 @@ rp_fd_drop_all(rp_engine_t *e, bool call_done)
         free(f);
     }
     e->fds = NULL;
-    e->st.flushing_now = 0;
     e->starved = NULL;
     e->dirty = NULL;
     e->rearm = NULL;
+    e->flushing = NULL;
+    e->st.flushing_now = 0;
 }

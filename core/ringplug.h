@@ -74,6 +74,8 @@ typedef struct rp_engine_params {
                                RP_NO_BUFFERS: no buffer ring (readiness only) */
     unsigned  buf_size;     /* bytes per provided buffer; 0: 16384 */
     unsigned  flags;        /* RP_ENGINE_* */
+    unsigned  flush_timeout_ms; /* RP_CLOSE_FLUSH gives up after this long
+                               without the peer taking bytes; 0: 60000 */
 } rp_engine_params_t;
 
 #define RP_NO_BUFFERS  0xffffffffu
@@ -109,6 +111,8 @@ typedef struct rp_stats {
     uint64_t  sq_full;         /* early submits because the SQ was full */
     uint64_t  cq_overflow;     /* passes that found the CQ overflowed */
     uint64_t  send_partial;    /* short sends continued */
+    uint64_t  flush_timeouts;  /* closed fds whose queue was dropped because
+                                  the peer stopped reading */
     uint32_t  bufs_in_use_now; /* provided buffers held by the host/queues */
     uint32_t  fds_open_now;
     uint32_t  flushing_now;    /* closed with RP_CLOSE_FLUSH, still sending */
@@ -187,8 +191,9 @@ int rp_fd_fileno(const rp_fd_t *f);
  * socket), drop received-but-unread data and return its buffers.
  * Without RP_CLOSE_FLUSH queued sends are dropped too.
  * With RP_CLOSE_FLUSH and bytes still queued, the engine dup()s the fd, keeps
- * sending on the duplicate and closes it when the queue is empty or fails;
- * the host may close its own descriptor right after this call either way.
+ * sending on the duplicate and closes it when the queue is empty, a send
+ * fails, or the peer has taken no byte for flush_timeout_ms; the host may
+ * close its own descriptor right after this call either way.
  * After this call f is invalid for the host; no more callbacks for it.
  */
 void rp_fd_close(rp_engine_t *e, rp_fd_t *f, unsigned flags);

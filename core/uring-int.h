@@ -101,6 +101,8 @@ struct rp_fd {
     rp_fd_t        *starve_next;
     rp_fd_t        *dirty_next;
     rp_fd_t        *rearm_next;
+    rp_fd_t        *flush_next;  /* closed, still sending */
+    uint64_t        flush_deadline; /* ms, CLOCK_MONOTONIC */
 };
 
 typedef struct rp_bufmeta {
@@ -139,6 +141,8 @@ struct rp_engine {
     rp_fd_t        *starved;     /* receives stopped by ENOBUFS */
     rp_fd_t        *dirty;       /* fds with bytes to send, none in flight */
     rp_fd_t        *rearm;       /* multishot ops the kernel ended */
+    rp_fd_t        *flushing;    /* closed fds still sending */
+    unsigned        flush_timeout_ms;
     uint32_t        next_gen;
     unsigned        ops_live;    /* ops the kernel has not finished */
 

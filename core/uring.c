@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -161,6 +162,46 @@ rp_ring_init(rp_engine_t *e, unsigned entries, unsigned cq_entries,
     return rc;
 }
 
+/* Wait for one probe completion and note what it says. */
+static int
+rp_probe_cqe(rp_engine_t *e, int *poll_more, int *poll_res, int *recv_res,
+    int *cancel_res, int *seen)
+{
+    struct io_uring_cqe  *cqe;
+    int                   rc;
+
+    rc = io_uring_wait_cqe(&e->ring, &cqe);
+    if (rc < 0) {
+        return rc;
+    }
+    if (cqe->flags & IORING_CQE_F_BUFFER) {
+        e->bufs.in_use++;
+        rp_buf_recycle(e, cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+    }
+    switch (cqe->user_data) {
+    case 2:
+        if (cqe->flags & IORING_CQE_F_MORE) {
+            *poll_more = 1;
+        } else {
+            *poll_res = cqe->res ? cqe->res : -ECANCELED;
+            (*seen)++;
+        }
+        break;
+    case 3:
+        if (!(cqe->flags & IORING_CQE_F_MORE)) {
+            *recv_res = cqe->res;
+            (*seen)++;
+        }
+        break;
+    case 4:
+        *cancel_res = cqe->res;
+        (*seen)++;
+        break;
+    }
+    io_uring_cqe_seen(&e->ring, cqe);
+    return 0;
+}
+
 /*
  * Functional probe of what the opcode table cannot tell: multishot receive
  * with buffer select (6.0) and cancel by fd (5.19), on a socketpair.
@@ -170,9 +211,9 @@ rp_probe_ops(rp_engine_t *e, char *why, size_t why_len)
 {
     struct io_uring_probe  *pr;
     struct io_uring_sqe    *sqe;
-    struct io_uring_cqe    *cqe;
-    int                     sv[2], rc, i, seen_recv = 0, seen_cancel = 0;
-    int                     recv_res = 0, cancel_res = 0;
+    int                     sv[2], rc, i, seen = 0, want = 0;
+    int                     poll_res = 0, poll_more = 0, recv_res = 0;
+    int                     cancel_res = 0, cancel_sent = 0;
     static const int        need[] = {
         IORING_OP_POLL_ADD, IORING_OP_POLL_REMOVE, IORING_OP_ASYNC_CANCEL,
         IORING_OP_RECV, IORING_OP_SEND, IORING_OP_SENDMSG,
@@ -203,10 +244,6 @@ rp_probe_ops(rp_engine_t *e, char *why, size_t why_len)
     }
     io_uring_free_probe(pr);
 
-    if (!e->has_bufs) {
-        return 0;
-    }
-
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
         rc = -errno;
         rp_why(why, why_len, "socketpair() for the io_uring probe failed "
@@ -214,35 +251,47 @@ rp_probe_ops(rp_engine_t *e, char *why, size_t why_len)
         return rc;
     }
 
+    /*
+     * On sv[0]: a multishot poll for POLLOUT (ready at once, so a kernel
+     * that knows multishot polls says so with IORING_CQE_F_MORE), a
+     * multishot receive into the buffer ring, then, once the poll has
+     * answered, one cancel by fd for both.  Old kernels answer -EINVAL to
+     * what they lack.
+     */
     sqe = io_uring_get_sqe(&e->ring);
-    io_uring_prep_recv_multishot(sqe, sv[0], NULL, 0, 0);
-    sqe->flags |= IOSQE_BUFFER_SELECT;
-    sqe->buf_group = e->bufs.bgid;
+    io_uring_prep_poll_multishot(sqe, sv[0], POLLOUT);
     sqe->user_data = 2;
+    want++;
 
-    sqe = io_uring_get_sqe(&e->ring);
-    io_uring_prep_cancel_fd(sqe, sv[0], IORING_ASYNC_CANCEL_ALL);
-    sqe->user_data = 3;
+    if (e->has_bufs) {
+        sqe = io_uring_get_sqe(&e->ring);
+        io_uring_prep_recv_multishot(sqe, sv[0], NULL, 0, 0);
+        sqe->flags |= IOSQE_BUFFER_SELECT;
+        sqe->buf_group = e->bufs.bgid;
+        sqe->user_data = 3;
+        want++;
+    }
 
-    rc = io_uring_submit_and_wait(&e->ring, 2);
+    rc = io_uring_submit(&e->ring);
 
-    for (i = 0; rc >= 0 && i < 8 && !(seen_recv && seen_cancel); i++) {
-        rc = io_uring_wait_cqe(&e->ring, &cqe);
-        if (rc < 0) {
-            break;
-        }
-        if (cqe->user_data == 2 && !(cqe->flags & IORING_CQE_F_MORE)) {
-            seen_recv = 1;
-            recv_res = cqe->res;
-            if (cqe->flags & IORING_CQE_F_BUFFER) {
-                e->bufs.in_use++;
-                rp_buf_recycle(e, cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+    /*
+     * Phase one: the poll's first answer.  Phase two: cancel by fd, then
+     * every request ends (the cancel and the ones it cancels).
+     */
+    for (i = 0; rc >= 0 && i < 16 && seen < want; i++) {
+        if (!cancel_sent && (poll_more || poll_res != 0)) {
+            sqe = io_uring_get_sqe(&e->ring);
+            io_uring_prep_cancel_fd(sqe, sv[0], IORING_ASYNC_CANCEL_ALL);
+            sqe->user_data = 4;
+            want++;
+            cancel_sent = 1;
+            rc = io_uring_submit(&e->ring);
+            if (rc < 0) {
+                break;
             }
-        } else if (cqe->user_data == 3) {
-            seen_cancel = 1;
-            cancel_res = cqe->res;
         }
-        io_uring_cqe_seen(&e->ring, cqe);
+        rc = rp_probe_cqe(e, &poll_more, &poll_res, &recv_res, &cancel_res,
+                          &seen);
     }
 
     close(sv[0]);
@@ -252,14 +301,19 @@ rp_probe_ops(rp_engine_t *e, char *why, size_t why_len)
         rp_why(why, why_len, "io_uring probe failed (%s)", strerror(-rc));
         return rc;
     }
+    if (poll_res == -EINVAL || !poll_more) {
+        rp_why(why, why_len, "io_uring lacks multishot poll "
+               "(needs Linux >= 5.13)");
+        return -EOPNOTSUPP;
+    }
     if (recv_res == -EINVAL) {
         rp_why(why, why_len, "io_uring lacks multishot receive "
-                     "(needs Linux >= 6.0)");
+               "(needs Linux >= 6.0)");
         return -EOPNOTSUPP;
     }
     if (cancel_res == -EINVAL) {
         rp_why(why, why_len, "io_uring lacks cancel by fd "
-                     "(needs Linux >= 5.19)");
+               "(needs Linux >= 5.19)");
         return -EOPNOTSUPP;
     }
     return 0;
@@ -292,6 +346,8 @@ rp_engine_create(const rp_engine_params_t *p, rp_event_cb cb,
     }
     e->cb = cb;
     e->params_flags = p ? p->flags : 0;
+    e->flush_timeout_ms = (p && p->flush_timeout_ms) ? p->flush_timeout_ms
+                                                     : 60000;
     e->next_gen = 1;
 
     rc = rp_ring_init(e, entries, cq_entries, why, why_len);
@@ -638,7 +694,7 @@ rp_stats_format(const rp_stats_t *st, char *buf, size_t len)
                  "enters=%llu waits=%llu sqes=%llu cqes=%llu recv_bytes=%llu "
                  "send_bytes=%llu enobufs=%llu rearms=%llu cancels=%llu "
                  "stale=%llu sq_full=%llu cq_overflow=%llu send_partial=%llu "
-                 "bufs_in_use=%u fds=%u",
+                 "flush_timeouts=%llu bufs_in_use=%u fds=%u",
                  (unsigned long long) st->enters,
                  (unsigned long long) st->waits,
                  (unsigned long long) st->sqes,
@@ -652,6 +708,7 @@ rp_stats_format(const rp_stats_t *st, char *buf, size_t len)
                  (unsigned long long) st->sq_full,
                  (unsigned long long) st->cq_overflow,
                  (unsigned long long) st->send_partial,
+                 (unsigned long long) st->flush_timeouts,
                  st->bufs_in_use_now, st->fds_open_now);
     if (n < 0) {
         return 0;

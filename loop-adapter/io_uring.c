@@ -144,9 +144,11 @@ io_uring_init(struct event_base *base)
 	res = rp_engine_create(&params, io_uring_event_cb, &iop->engine,
 	    why, sizeof(why));
 	if (res < 0) {
-		event_debug(("%s: no io_uring: %s (%s)", __func__,
-			why[0] ? why : "rp_engine_create failed",
-			strerror(-res)));
+		if (why[0])
+			event_debug(("%s: no io_uring: %s", __func__, why));
+		else
+			event_debug(("%s: no io_uring: rp_engine_create: %s",
+				__func__, strerror(-res)));
 		mm_free(iop);
 		return (NULL);
 	}
@@ -423,7 +425,11 @@ io_uring_activate(struct event_base *base, struct io_uringop *iop)
 		what = st->ready;
 		st->ready = 0;
 
-		if (st->error) {
+		if (st->error == -ECANCELED) {
+			/* Cancelled by someone else (a cancel by fd, an
+			 * exiting thread on older kernels): ask again. */
+			st->error = 0;
+		} else if (st->error) {
 			/* EBADF: closed before the poll reached the kernel.
 			 * Like epoll, which drops a closed fd, stay quiet
 			 * until libevent changes the fd's interest. */
@@ -521,6 +527,18 @@ io_uring_dealloc(struct event_base *base)
 	int i;
 
 	evsig_dealloc_(base);
+
+	/* EVENT_IO_URING_STATS=1: the engine's counters, one line per base,
+	 * for operators and benchmarks (enters per pass, cancels...). */
+	if (!(base->flags & EVENT_BASE_FLAG_IGNORE_ENV) &&
+	    evutil_getenv_("EVENT_IO_URING_STATS") != NULL) {
+		rp_stats_t st;
+		char line[512];
+
+		rp_engine_stats(iop->engine, &st);
+		rp_stats_format(&st, line, sizeof(line));
+		event_msgx("io_uring: %s", line);
+	}
 
 	/* In a child after fork the ring still serves the parent: drop our
 	 * references without cancelling the parent's requests.  In the

@@ -36,14 +36,18 @@ $(LEV_DIR)/dl/.fetched:
 
 # A fresh tree every time the patches change: Debian's patches applied by
 # dpkg-source, then ours, then autoreconf.  io_uring.c is a symlink, so
-# editing the backend needs no new tree.
-$(LEV_DIR)/.patched: $(LEV_DIR)/dl/.fetched $(LEV_PATCHES)
-	rm -rf $(LEV_DIR)/src && mkdir -p $(LEV_DIR)/src
+# editing the backend needs no new tree.  $(1): the tree's directory.
+define lev_tree
+	rm -rf $(dir $(1)) && mkdir -p $(dir $(1))
 	dpkg-source -x $(firstword $(wildcard $(LEV_DIR)/dl/libevent_*.dsc)) \
-	    $(LEV_SRC) >/dev/null
-	for p in $(LEV_PATCHES); do patch -d $(LEV_SRC) -p1 < $$p || exit 1; done
-	ln -sf $(TOP)/loop-adapter/io_uring.c $(LEV_SRC)/io_uring.c
-	cd $(LEV_SRC) && autoreconf -fi >/dev/null 2>&1
+	    $(1) > $(dir $(1))unpack.log 2>&1 || { cat $(dir $(1))unpack.log; exit 1; }
+	for p in $(LEV_PATCHES); do patch -d $(1) -p1 < $$p || exit 1; done
+	ln -sf $(TOP)/loop-adapter/io_uring.c $(1)/io_uring.c
+	cd $(1) && autoreconf -fi >/dev/null 2>&1
+endef
+
+$(LEV_DIR)/.patched: $(LEV_DIR)/dl/.fetched $(LEV_PATCHES)
+	$(call lev_tree,$(LEV_SRC))
 	touch $@
 
 # Debian's own hardening flags, so the result matches the packaged library.
@@ -65,6 +69,32 @@ $(LEV_LIB): $(LEV_DIR)/.configured loop-adapter/io_uring.c core/ringplug.h \
 	$(CC) -std=gnu11 $(WARN) -fsyntax-only -I$(LEV_SRC) -I$(LEV_SRC)/include \
 	    -I$(LEV_SRC)/compat -Icore -DHAVE_CONFIG_H loop-adapter/io_uring.c
 	rm -f $(LEV_SRC)/libevent.la $(LEV_SRC)/libevent_core.la
-	$(MAKE) -C $(LEV_SRC) -s -j2 >/dev/null
-	$(MAKE) -C $(LEV_SRC) -s install >/dev/null
+	$(MAKE) -C $(LEV_SRC) -j2 > $(LEV_DIR)/build.log 2>&1 \
+	    || { tail -40 $(LEV_DIR)/build.log; exit 1; }
+	$(MAKE) -C $(LEV_SRC) install >> $(LEV_DIR)/build.log 2>&1 \
+	    || { tail -40 $(LEV_DIR)/build.log; exit 1; }
+	touch $@
+
+# The same library built with ASan+UBSan against core's sanitizer build, for
+# the libevent-asan suite (libevent's regress on io_uring); not installed.
+LEV_SAN_SRC := $(LEV_DIR)/san/libevent-$(LEV_VER)
+LEV_SAN_LIB := $(LEV_SAN_SRC)/.libs/libevent-2.1.so.7
+
+$(LEV_DIR)/.san-patched: $(LEV_DIR)/dl/.fetched $(LEV_PATCHES)
+	$(call lev_tree,$(LEV_SAN_SRC))
+	touch $@
+
+$(LEV_DIR)/.san-configured: $(LEV_DIR)/.san-patched loop-adapter/libevent.mk
+	cd $(LEV_SAN_SRC) && \
+	    ./configure -q --disable-static \
+	        CFLAGS="-O1 -g $(SAN_FLAGS)" LDFLAGS="$(SAN_FLAGS)" \
+	        CPPFLAGS="-I$(TOP)/core" \
+	        RINGPLUG_LIBS="-Wl,--exclude-libs,$(notdir $(CORE_LIB_SAN)) $(abspath $(CORE_LIB_SAN)) $(CORE_LIBS)"
+	touch $@
+
+$(LEV_SAN_LIB): $(LEV_DIR)/.san-configured loop-adapter/io_uring.c \
+                core/ringplug.h $(CORE_LIB_SAN)
+	rm -f $(LEV_SAN_SRC)/libevent.la $(LEV_SAN_SRC)/libevent_core.la
+	$(MAKE) -C $(LEV_SAN_SRC) -j2 > $(LEV_DIR)/build-san.log 2>&1 \
+	    || { tail -40 $(LEV_DIR)/build-san.log; exit 1; }
 	touch $@

@@ -38,7 +38,8 @@ $(MOD_NGX)/.configured: module/config module/module.mk
 	touch $@
 
 # nginx's Makefile does not relink when the core library changes: drop the
-# old .so so it does.  Our file is also checked with the project's warnings
+# old .so so it does.  Installed by rename: a running nginx keeps its mapping
+# of the old file (overwriting a loaded .so in place crashes its workers).  Our file is also checked with the project's warnings
 # (nginx's own -Wno-unused-parameter: its callbacks take what they ignore).
 $(MOD_SO): $(MOD_NGX)/.configured $(MOD_SRCS) $(CORE_LIB) core/ringplug.h
 	$(CC) -std=gnu11 $(WARN) -Wno-unused-parameter -fsyntax-only \
@@ -49,7 +50,8 @@ $(MOD_SO): $(MOD_NGX)/.configured $(MOD_SRCS) $(CORE_LIB) core/ringplug.h
 	    -I$(MOD_NGX)/objs -Icore module/ngx_event_io_uring_module.c
 	rm -f $(MOD_NGX)/objs/ngx_event_io_uring_module.so
 	$(MAKE) -C $(MOD_NGX) -f objs/Makefile modules >/dev/null
-	cp $(MOD_NGX)/objs/ngx_event_io_uring_module.so $@
+	cp $(MOD_NGX)/objs/ngx_event_io_uring_module.so $@.tmp
+	mv -f $@.tmp $@
 
 .PHONY: demo
 demo:

@@ -160,6 +160,8 @@ static ngx_int_t ngx_io_uring_send_failed(ngx_connection_t *c,
     ngx_io_uring_fd_t *fe);
 static u_char *ngx_io_uring_counters_format(u_char *p, u_char *last);
 
+static char *ngx_io_uring_buffers(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static void *ngx_io_uring_create_conf(ngx_cycle_t *cycle);
 static char *ngx_io_uring_init_conf(ngx_cycle_t *cycle, void *conf);
 static void ngx_io_uring_exit_process(ngx_cycle_t *cycle);
@@ -228,7 +230,7 @@ static ngx_command_t  ngx_io_uring_commands[] = {
 
     { ngx_string("io_uring_buffers"),
       NGX_EVENT_CONF|NGX_CONF_TAKE2,
-      ngx_conf_set_bufs_slot,
+      ngx_io_uring_buffers,
       0,
       offsetof(ngx_io_uring_conf_t, buffers),
       NULL },
@@ -1932,6 +1934,28 @@ ngx_io_uring_counters_format(u_char *p, u_char *last)
 }
 
 
+static char *
+ngx_io_uring_buffers(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_io_uring_conf_t *iocf = conf;
+
+    char  *rv;
+
+    rv = ngx_conf_set_bufs_slot(cf, cmd, conf);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    /* a buffer ring holds at most 32768 entries */
+
+    if (iocf->buffers.num > 32768) {
+        return "has more than 32768 buffers";
+    }
+
+    return NGX_CONF_OK;
+}
+
+
 static void *
 ngx_io_uring_create_conf(ngx_cycle_t *cycle)
 {
@@ -1974,12 +1998,6 @@ ngx_io_uring_init_conf(ngx_cycle_t *cycle, void *conf)
     if (iocf->buffers.num == 0) {
         iocf->buffers.num = 1024;
         iocf->buffers.size = 16384;
-    }
-
-    if (iocf->buffers.num > 32768) {
-        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
-                      "io_uring_buffers: at most 32768 buffers");
-        return NGX_CONF_ERROR;
     }
 
     ecf = ngx_event_get_conf(cycle->conf_ctx, ngx_event_core_module);

@@ -26,7 +26,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/io_uring.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -131,26 +135,22 @@ t_prefix(void)
     return p != NULL && *p != '\0' ? p : "core";
 }
 
+/*
+ * Each case runs in a child process: a crash, a hang or a sanitizer report
+ * at exit fails that case only, and the next one still runs.  The child
+ * sends its result (one byte T_*, then the reason) through t_status_fd; the
+ * parent prints it.
+ */
+static int  t_status_fd = -1;
+
 static inline void
 t_on_alarm(int sig)
 {
     ssize_t  n;
 
     (void) sig;
-    n = write(STDOUT_FILENO, t_alarm_line, strlen(t_alarm_line));
+    n = write(t_status_fd, t_alarm_line, strlen(t_alarm_line));
     (void) n;
-    {
-        const char *path = getenv("RP_RESULTS");
-        int         fd;
-
-        if (path != NULL && *path != '\0') {
-            fd = open(path, O_WRONLY | O_APPEND | O_CREAT, 0644);
-            if (fd >= 0) {
-                n = write(fd, t_alarm_line, strlen(t_alarm_line));
-                close(fd);
-            }
-        }
-    }
     _exit(1);
 }
 
@@ -164,6 +164,27 @@ t_init(int argc, char **argv)
     setvbuf(stdout, NULL, _IOLBF, 0);
 }
 
+/* In the child: run the case under the watchdog, send the result, exit()
+   (so LeakSanitizer checks the case). */
+static inline void
+t_child(void (*fn)(void), unsigned limit_s)
+{
+    char     msg[1 + sizeof(t_why)];
+    ssize_t  n;
+
+    t_rc = T_PASS;
+    t_why[0] = '\0';
+    alarm(limit_s);
+    fn();
+    alarm(0);
+    msg[0] = (char) ('0' + t_rc);
+    snprintf(msg + 1, sizeof(msg) - 1, "%s", t_why);
+    n = write(t_status_fd, msg, strlen(msg));
+    (void) n;
+    fflush(stdout);
+    exit(0);
+}
+
 /*
  * Run one case under a watchdog of limit_s seconds (a hang is a FAIL, never
  * a stuck suite) and report it.  With an argument, a program runs only the
@@ -172,30 +193,70 @@ t_init(int argc, char **argv)
 static inline void
 t_run(const char *name, void (*fn)(void), unsigned limit_s)
 {
-    char  line[800];
+    char     line[800], msg[1 + sizeof(t_why)];
+    ssize_t  n, k;
+    pid_t    pid;
+    int      p[2], ws = 0, rc;
+    const char *why;
 
     if (t_filter != NULL && strstr(name, t_filter) == NULL) {
         return;
     }
     snprintf(t_name, sizeof(t_name), "%s/%s", t_prefix(), name);
     snprintf(t_alarm_line, sizeof(t_alarm_line),
-        "FAIL %s -- watchdog: no result after %u s\n", t_name, limit_s);
-    t_rc = T_PASS;
-    t_why[0] = '\0';
+        "%cwatchdog: no result after %u s", '0' + T_FAIL, limit_s);
 
-    alarm(limit_s);
-    fn();
-    alarm(0);
+    fflush(stdout);
+    if (pipe2(p, O_CLOEXEC) < 0 || (pid = fork()) < 0) {
+        snprintf(line, sizeof(line), "FAIL %s -- pipe/fork: %s", t_name,
+            strerror(errno));
+        t_failures++;
+        t_line(line);
+        return;
+    }
+    if (pid == 0) {
+        close(p[0]);
+        t_status_fd = p[1];
+        t_child(fn, limit_s);
+    }
+    close(p[1]);
+    n = 0;
+    while (n < (ssize_t) sizeof(msg) - 1
+           && (k = read(p[0], msg + n, sizeof(msg) - 1 - n)) > 0)
+    {
+        n += k;
+    }
+    msg[n] = '\0';
+    close(p[0]);
+    while (waitpid(pid, &ws, 0) < 0 && errno == EINTR) {
+    }
 
-    switch (t_rc) {
+    rc = n > 0 ? msg[0] - '0' : T_FAIL;
+    why = n > 0 ? msg + 1 : "";
+    if (n == 0) {
+        snprintf(msg, sizeof(msg), "died without a result (%s %d)",
+            WIFSIGNALED(ws) ? "signal" : "exit status",
+            WIFSIGNALED(ws) ? WTERMSIG(ws) : WEXITSTATUS(ws));
+        why = msg;
+    } else if (rc != T_FAIL && !(WIFEXITED(ws) && WEXITSTATUS(ws) == 0)) {
+        /* The case passed, then the process failed at exit: a
+           LeakSanitizer (or other sanitizer) report on stderr. */
+        rc = T_FAIL;
+        snprintf(msg, sizeof(msg), "%s %d after the case ended (sanitizer "
+            "report above?)", WIFSIGNALED(ws) ? "signal" : "exit status",
+            WIFSIGNALED(ws) ? WTERMSIG(ws) : WEXITSTATUS(ws));
+        why = msg;
+    }
+
+    switch (rc) {
     case T_PASS:
         snprintf(line, sizeof(line), "PASS %s", t_name);
         break;
     case T_SKIP:
-        snprintf(line, sizeof(line), "SKIP %s -- %s", t_name, t_why);
+        snprintf(line, sizeof(line), "SKIP %s -- %s", t_name, why);
         break;
     default:
-        snprintf(line, sizeof(line), "FAIL %s -- %s", t_name, t_why);
+        snprintf(line, sizeof(line), "FAIL %s -- %s", t_name, why);
         t_failures++;
         break;
     }
@@ -460,6 +521,9 @@ t_peers_main(void *arg)
     for (i = 0; i < ps->n; i++) {
         t_set_nonblock(ps->p[i].fd, 1);
         ps->p[i].bad_at = -1;
+        if (!ps->reader && ps->p[i].shut && ps->p[i].off == ps->p[i].total) {
+            shutdown(ps->p[i].fd, SHUT_WR);
+        }
         if (ps->p[i].max_chunk > cap) {
             cap = ps->p[i].max_chunk;
         }
@@ -473,7 +537,11 @@ t_peers_main(void *arg)
             t_peer_t  *p = &ps->p[i];
             int        busy = ps->reader ? !p->eof : p->off < p->total;
 
-            pfd[i].fd = (busy && !p->err && p->bad_at < 0) ? p->fd : -1;
+            /* A reader keeps draining after a wrong byte, so the sender
+               is not stalled and the case fails on the byte, not on a
+               timeout; a writer stops. */
+            pfd[i].fd = (busy && !p->err && (ps->reader || p->bad_at < 0))
+                        ? p->fd : -1;
             pfd[i].events = ps->reader ? POLLIN : POLLOUT;
             active += pfd[i].fd >= 0;
         }
@@ -505,7 +573,8 @@ t_peers_main(void *arg)
                         p->err = errno;
                     }
                 } else {
-                    long  bad = t_pat_check(p->seed, p->off, buf, r);
+                    long  bad = p->bad_at < 0
+                                ? t_pat_check(p->seed, p->off, buf, r) : -1;
 
                     if (bad >= 0) {
                         p->bad_at = (long) p->off + bad;
@@ -562,12 +631,40 @@ t_peers_join(t_peers_t *ps)
 /* ---- engine helpers ----------------------------------------------------- */
 
 /*
- * Create an engine; on failure mark the case skipped (the kernel or the
- * sandbox lacks what the engine needs) and return NULL.
+ * Whether this kernel has everything the engine requires (multishot receive
+ * is the newest: 6.0) and lets this process create rings: if so, an engine
+ * that refuses to start is a bug, not a reason to skip.
+ */
+static inline int
+t_kernel_capable(void)
+{
+    struct io_uring_params  p;
+    struct utsname          u;
+    int                     major = 0, minor = 0;
+    long                    fd;
+
+    if (uname(&u) < 0 || sscanf(u.release, "%d.%d", &major, &minor) != 2
+        || major < 6)
+    {
+        return 0;
+    }
+    memset(&p, 0, sizeof(p));
+    fd = syscall(__NR_io_uring_setup, 4, &p);
+    if (fd < 0) {
+        return 0;
+    }
+    close((int) fd);
+    return 1;
+}
+
+/*
+ * Create an engine; on failure mark the case skipped when the kernel or the
+ * sandbox lacks what the engine needs, failed when it does not, and return
+ * NULL.
  */
 static inline rp_engine_t *
-t_engine(unsigned entries, unsigned cq_entries, unsigned buf_count,
-    unsigned buf_size, rp_event_cb cb)
+t_engine_flags(unsigned entries, unsigned cq_entries, unsigned buf_count,
+    unsigned buf_size, unsigned flags, rp_event_cb cb)
 {
     rp_engine_params_t  p;
     rp_engine_t        *e = NULL;
@@ -579,12 +676,21 @@ t_engine(unsigned entries, unsigned cq_entries, unsigned buf_count,
     p.cq_entries = cq_entries;
     p.buf_count = buf_count;
     p.buf_size = buf_size;
+    p.flags = flags;
     rc = rp_engine_create(&p, cb, &e, why, sizeof(why));
     if (rc < 0) {
-        t_set(T_SKIP, "engine unavailable: %s (%s)", why, strerror(-rc));
+        t_set(t_kernel_capable() ? T_FAIL : T_SKIP, "engine unavailable: %s "
+            "(%s)", why, strerror(-rc));
         return NULL;
     }
     return e;
+}
+
+static inline rp_engine_t *
+t_engine(unsigned entries, unsigned cq_entries, unsigned buf_count,
+    unsigned buf_size, rp_event_cb cb)
+{
+    return t_engine_flags(entries, cq_entries, buf_count, buf_size, 0, cb);
 }
 
 /*

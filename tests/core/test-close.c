@@ -366,6 +366,222 @@ out:
 static void case_flush_4m(void)    { flush_case(4 * 1024 * 1024); }
 static void case_flush_empty(void) { flush_case(0); }
 
+/* ---- RP_CLOSE_FLUSH to a peer that stops reading ---------------------------- */
+
+static int
+count_fds(void)
+{
+    char  path[64];
+    int   fd, n = 0;
+
+    for (fd = 0; fd < 4096; fd++) {
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+        n += access(path, F_OK) == 0;
+    }
+    return n;
+}
+
+/*
+ * The peer never reads: the flush must give up after flush_timeout_ms,
+ * close its duplicate, and call done once.  With idle the host then waits
+ * with no timeout at all (-1, as an nginx worker or a libevent loop without
+ * timers does): the engine must still wake up for its own deadline.
+ */
+static void
+flush_timeout_case(int idle)
+{
+    rp_engine_params_t  p;
+    rp_engine_t        *e = NULL;
+    conn_t              c = { 0 };
+    rp_stats_t          st;
+    struct iovec        iov;
+    uint8_t            *data = NULL;
+    size_t              total = 4 * 1024 * 1024;
+    char                why[256];
+    double              t0, ms = 0;
+    int                 lfd = -1, fd = -1, peer = -1, rc, fds0, rcv = 16384;
+
+    cb_bad = done_calls = 0;
+    done_len = total;
+    memset(&p, 0, sizeof(p));
+    p.entries = 32;
+    p.buf_count = 64;
+    p.buf_size = 4096;
+    p.flush_timeout_ms = 200;
+    rc = rp_engine_create(&p, on_event, &e, why, sizeof(why));
+    if (rc < 0) {
+        e = NULL;
+        t_set(t_kernel_capable() ? T_FAIL : T_SKIP, "engine: %s", why);
+        goto out;
+    }
+    lfd = t_listen();
+    CHECK(lfd >= 0, "listen");
+    CHECK(t_pair_bufs(lfd, &fd, &peer, 0, 16 * 1024) == 0, "pair");
+    setsockopt(peer, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
+    c.f = rp_fd_open(e, fd, &c);
+    CHECK(c.f != NULL, "rp_fd_open");
+    data = malloc(total);
+    CHECK(data != NULL, "malloc");
+    t_pat_fill(23, 0, data, total);
+    iov.iov_base = data;
+    iov.iov_len = total;
+    rc = rp_send(e, c.f, &iov, 1, 0, on_done, data);
+    CHECK(rc == 0, "rp_send: %s", strerror(-rc));
+    rc = t_spin(e, 20);
+    CHECK(rc >= 0, "wait: %s", strerror(-rc));
+    CHECK(rp_send_pending(c.f) > 0, "everything sent to a peer that does "
+        "not read");
+
+    fds0 = count_fds();
+    t0 = t_now_ms();
+    rp_fd_close(e, c.f, RP_CLOSE_FLUSH);
+    c.closed = 1;
+    close(fd);
+    fd = -1;
+
+    for ( ;; ) {
+        rp_engine_stats(e, &st);
+        ms = t_now_ms() - t0;
+        if (st.flush_timeouts > 0 || ms > 3000) {
+            break;
+        }
+        rc = rp_engine_wait(e, idle ? -1 : 20);
+        CHECK(rc >= 0 || rc == -EINTR, "wait: %s", strerror(-rc));
+    }
+    CHECK(st.flush_timeouts == 1, "stats.flush_timeouts %llu after %.0f ms "
+        "with a 200 ms flush timeout", (unsigned long long)
+        st.flush_timeouts, ms);
+    CHECK(ms >= 150, "gave up after %.0f ms, before the 200 ms timeout", ms);
+    rc = t_spin(e, 20);
+    CHECK(done_calls == 1, "done called %d times after the flush gave up",
+        done_calls);
+    /* fds0 counted the host's fd, closed since; the duplicate made by
+       rp_fd_close() must be gone too. */
+    CHECK(count_fds() == fds0 - 1, "%d fds open, want %d: the flush's "
+        "duplicate is still open", count_fds(), fds0 - 1);
+    rp_engine_stats(e, &st);
+    CHECK(st.fds_open_now == 0, "stats.fds_open_now %u", st.fds_open_now);
+    CHECK(cb_bad == 0, "%d callbacks after rp_fd_close", cb_bad);
+    t_diag("close/flush-timeout%s: gave up after %.0f ms",
+        idle ? " (wait -1)" : "", ms);
+
+out:
+    if (fd >= 0) {
+        close(fd);
+    }
+    if (peer >= 0) {
+        close(peer);
+    }
+    if (lfd >= 0) {
+        close(lfd);
+    }
+    if (e != NULL) {
+        rp_engine_destroy(e);
+    }
+    free(data);
+}
+
+/*
+ * A slow but steady reader is not a stuck one: the peer takes 32 KiB every
+ * 40 ms, so 2 MiB take about 2.5 s, far past the 200 ms flush timeout,
+ * though no gap between bytes is longer than 40 ms.  The flush must not
+ * give up.
+ */
+static void
+case_flush_slow_reader(void)
+{
+    rp_engine_params_t  p;
+    rp_engine_t        *e = NULL;
+    conn_t              c = { 0 };
+    t_peer_t            peer;
+    t_peers_t           ps;
+    rp_stats_t          st;
+    struct iovec        iov;
+    uint8_t            *data = NULL;
+    size_t              total = 2 * 1024 * 1024;
+    char                why[256];
+    int                 lfd = -1, fd = -1, rc, started = 0, rcv = 16384;
+
+    cb_bad = done_calls = 0;
+    done_len = total;
+    memset(&peer, 0, sizeof(peer));
+    memset(&ps, 0, sizeof(ps));
+    peer.fd = -1;
+    memset(&p, 0, sizeof(p));
+    p.entries = 32;
+    p.buf_count = 64;
+    p.buf_size = 4096;
+    p.flush_timeout_ms = 200;
+    rc = rp_engine_create(&p, on_event, &e, why, sizeof(why));
+    if (rc < 0) {
+        e = NULL;
+        t_set(t_kernel_capable() ? T_FAIL : T_SKIP, "engine: %s", why);
+        goto out;
+    }
+    lfd = t_listen();
+    CHECK(lfd >= 0, "listen");
+    CHECK(t_pair_bufs(lfd, &fd, &peer.fd, 0, 16 * 1024) == 0, "pair");
+    setsockopt(peer.fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
+    c.f = rp_fd_open(e, fd, &c);
+    CHECK(c.f != NULL, "rp_fd_open");
+    data = malloc(total);
+    CHECK(data != NULL, "malloc");
+    t_pat_fill(25, 0, data, total);
+    iov.iov_base = data;
+    iov.iov_len = total;
+    rc = rp_send(e, c.f, &iov, 1, 0, on_done, data);
+    CHECK(rc == 0, "rp_send: %s", strerror(-rc));
+    CHECK(rp_engine_wait(e, 0) >= 0, "wait");
+    rp_fd_close(e, c.f, RP_CLOSE_FLUSH);
+    c.closed = 1;
+    close(fd);
+    fd = -1;
+
+    peer.seed = 25;
+    peer.total = total;
+    peer.max_chunk = 32 * 1024;
+    ps.p = &peer;
+    ps.n = 1;
+    ps.reader = 1;
+    ps.read_delay_us = 40000;
+    ps.limit_ms = 15000;
+    CHECK(t_peers_start(&ps) == 0, "pthread_create");
+    started = 1;
+    rc = t_loop(e, peer_finished, &ps, 20, 15000);
+    t_peers_join(&ps);
+    started = 0;
+    rp_engine_stats(e, &st);
+    CHECK(st.flush_timeouts == 0, "the flush gave up on a peer that took "
+        "bytes every 40 ms (flush_timeout_ms 200; read %llu of %zu)",
+        (unsigned long long) peer.off, total);
+    CHECK(rc == 0, "peer not finished: %s", strerror(-rc));
+    CHECK(peer.bad_at == -1, "wrong byte at %ld", peer.bad_at);
+    CHECK(peer.off == total && peer.eof, "peer read %llu of %zu, eof %d",
+        (unsigned long long) peer.off, total, peer.eof);
+    CHECK(done_calls == 1, "done called %d times", done_calls);
+
+out:
+    if (started) {
+        t_peers_join(&ps);
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+    if (peer.fd >= 0) {
+        close(peer.fd);
+    }
+    if (lfd >= 0) {
+        close(lfd);
+    }
+    if (e != NULL) {
+        rp_engine_destroy(e);
+    }
+    free(data);
+}
+
+static void case_flush_timeout(void)      { flush_timeout_case(0); }
+static void case_flush_timeout_idle(void) { flush_timeout_case(1); }
+
 /* ---- close without flush drops queued sends ------------------------------- */
 
 #define NSEND  3
@@ -473,6 +689,190 @@ out:
     free(data);
 }
 
+/* ---- closing from inside callbacks, destroying with everything open ----- */
+
+#define NX  16
+
+static conn_t       xc[NX];
+static int          xfd[NX], xpeer[NX];
+static rp_engine_t *xe;
+static int          x_closed_by_cb;
+
+/* On the first event of an even connection, close it and its odd
+   neighbour, whose completions may sit in the same batch. */
+static void
+on_event_closer(rp_engine_t *e, rp_fd_t *f, void *data, enum rp_event ev,
+    int res)
+{
+    conn_t  *c = data;
+    int      i = (int) (c - xc), j;
+
+    on_event(e, f, data, ev, res);
+    if (c->closed || (i & 1)) {
+        return;
+    }
+    for (j = i; j <= i + 1; j++) {
+        if (!xc[j].closed) {
+            rp_fd_close(xe, xc[j].f, 0);
+            xc[j].closed = 1;
+            close(xfd[j]);
+            xfd[j] = -1;
+            x_closed_by_cb++;
+        }
+    }
+}
+
+static void
+case_close_in_callback(void)
+{
+    uint8_t  buf[32768];
+    int      lfd = -1, i, rc, eof;
+
+    memset(xc, 0, sizeof(xc));
+    for (i = 0; i < NX; i++) {
+        xfd[i] = xpeer[i] = -1;
+    }
+    cb_bad = x_closed_by_cb = 0;
+    xe = t_engine(32, 0, 64, 4096, on_event_closer);
+    if (xe == NULL) {
+        goto out;
+    }
+    lfd = t_listen();
+    CHECK(lfd >= 0, "listen");
+    for (i = 0; i < NX; i++) {
+        CHECK(t_pair(lfd, &xfd[i], &xpeer[i]) == 0, "pair");
+        xc[i].f = rp_fd_open(xe, xfd[i], &xc[i]);
+        CHECK(xc[i].f != NULL, "rp_fd_open");
+        CHECK(rp_recv_start(xe, xc[i].f, 0) == 0, "rp_recv_start");
+    }
+    CHECK(rp_engine_wait(xe, 0) >= 0, "wait");
+    /* Everyone gets 32 KiB at once: several completions each per pass. */
+    memset(buf, 'z', sizeof(buf));
+    for (i = 0; i < NX; i++) {
+        CHECK(send(xpeer[i], buf, sizeof(buf), 0) == sizeof(buf), "send");
+    }
+    usleep(5000);
+    rc = t_spin(xe, 50);
+    CHECK(rc >= 0, "wait: %s", strerror(-rc));
+    CHECK(x_closed_by_cb == NX, "%d of %d closed from callbacks",
+        x_closed_by_cb, NX);
+    CHECK(cb_bad == 0, "%d callbacks for fds closed inside an earlier "
+        "callback of the same pass", cb_bad);
+    for (i = 0; i < NX; i++) {
+        eof = t_eof_within(xpeer[i], 100);
+        CHECK(eof != 0, "peer %d: no EOF/reset within 100 ms", i);
+    }
+
+out:
+    for (i = 0; i < NX; i++) {
+        if (xfd[i] >= 0) {
+            close(xfd[i]);
+        }
+        if (xpeer[i] >= 0) {
+            close(xpeer[i]);
+        }
+    }
+    if (lfd >= 0) {
+        close(lfd);
+    }
+    if (xe != NULL) {
+        rp_engine_destroy(xe);
+    }
+    xe = NULL;
+}
+
+static int  x_done;
+
+static void
+on_x_done(void *arg)
+{
+    (void) arg;
+    x_done++;
+}
+
+/*
+ * rp_engine_destroy() with fds open and everything in use: receives armed
+ * with data queued and buffers taken, polls armed, sends queued in both
+ * modes.  No crash, no leak or bad access (the sanitizer run), and the
+ * host's sockets are really free afterwards: closing them sends FIN.
+ */
+static void
+case_destroy_busy(void)
+{
+    static uint8_t  big[1 << 20];
+    rp_engine_t    *e;
+    struct iovec    iov = { big, sizeof(big) };
+    const void     *p;
+    size_t          len;
+    uint8_t         buf[8192];
+    int             lfd = -1, i, eof, sndbuf = 16384;
+
+    memset(xc, 0, sizeof(xc));
+    for (i = 0; i < NX; i++) {
+        xfd[i] = xpeer[i] = -1;
+    }
+    x_done = 0;
+    cb_bad = 0;
+    e = t_engine(32, 0, 64, 4096, on_event);
+    if (e == NULL) {
+        goto out;
+    }
+    lfd = t_listen();
+    CHECK(lfd >= 0, "listen");
+    memset(buf, 'q', sizeof(buf));
+    for (i = 0; i < NX; i++) {
+        CHECK(t_pair(lfd, &xfd[i], &xpeer[i]) == 0, "pair");
+        setsockopt(xfd[i], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+        xc[i].f = rp_fd_open(e, xfd[i], &xc[i]);
+        CHECK(xc[i].f != NULL, "rp_fd_open");
+        if (i % 4 == 3) {
+            CHECK(rp_poll(e, xc[i].f, RP_IN, RP_POLL_MULTISHOT) == 0,
+                "rp_poll");
+            continue;
+        }
+        CHECK(rp_recv_start(e, xc[i].f, 0) == 0, "rp_recv_start");
+        CHECK(send(xpeer[i], buf, sizeof(buf), 0) == sizeof(buf), "send");
+        CHECK(rp_send(e, xc[i].f, &iov, 1, i & 1 ? RP_SEND_COPY : 0,
+            i & 1 ? NULL : on_x_done, NULL) == 0, "rp_send");
+    }
+    CHECK(t_spin(e, 30) >= 0, "wait");
+    for (i = 0; i < NX; i++) {
+        if (i % 4 == 0) {
+            CHECK(rp_recv_take(e, xc[i].f, &p, &len) != 0, "take");
+        }
+    }
+    rp_engine_destroy(e);
+    e = NULL;
+    CHECK(cb_bad == 0, "%d bad callbacks", cb_bad);
+    CHECK(x_done <= NX / 2, "done called %d times for %d sends", x_done,
+        NX / 2);
+    for (i = 0; i < NX; i++) {
+        close(xfd[i]);
+        xfd[i] = -1;
+    }
+    for (i = 0; i < NX; i++) {
+        eof = t_eof_within(xpeer[i], 100);
+        CHECK(eof != 0, "peer %d: no EOF/reset within 100 ms of closing "
+            "after rp_engine_destroy: the engine still holds the socket", i);
+    }
+
+out:
+    for (i = 0; i < NX; i++) {
+        if (xfd[i] >= 0) {
+            close(xfd[i]);
+        }
+        if (xpeer[i] >= 0) {
+            close(xpeer[i]);
+        }
+    }
+    if (lfd >= 0) {
+        close(lfd);
+    }
+    if (e != NULL) {
+        rp_engine_destroy(e);
+    }
+}
+
 int
 main(int argc, char **argv)
 {
@@ -485,6 +885,13 @@ main(int argc, char **argv)
     t_run("close/poll-pending-eof-no-wait", case_poll_nowait, 10);
     t_run("close/flush-4mib", case_flush_4m, 30);
     t_run("close/flush-nothing-queued", case_flush_empty, 10);
+    t_run("close/flush-gives-up-on-stuck-peer", case_flush_timeout, 10);
+    t_run("close/flush-keeps-a-slow-steady-reader", case_flush_slow_reader,
+        20);
+    t_run("close/flush-gives-up-while-host-waits-forever",
+        case_flush_timeout_idle, 10);
     t_run("close/drop-queued-sends", case_drop_sends, 15);
+    t_run("close/close-fds-inside-callbacks", case_close_in_callback, 10);
+    t_run("close/destroy-with-everything-in-use", case_destroy_busy, 10);
     return t_exit_code();
 }

@@ -29,6 +29,8 @@ typedef struct conn {
 
 static int  cb_bad;
 
+static void       (*hook)(conn_t *c);  /* runs inside the callback */
+
 static void
 on_event(rp_engine_t *e, rp_fd_t *f, void *data, enum rp_event ev, int res)
 {
@@ -41,6 +43,9 @@ on_event(rp_engine_t *e, rp_fd_t *f, void *data, enum rp_event ev, int res)
         return;
     }
     c->ready = 1;
+    if (hook != NULL) {
+        hook(c);
+    }
 }
 
 static rp_engine_t  *eng;
@@ -213,9 +218,164 @@ out:
 }
 
 /*
+ * The host closes A from inside A's own RP_EV_RECV callback, and before
+ * returning accepts a new connection (same fd number) and arms B: A's
+ * other completions of that same batch are still to be handled, and must
+ * not land on B.  This is what nginx does when a handler closes a
+ * connection and the listener's accept runs in the same pass.
+ */
+static struct {
+    conn_t  a, b;
+    int     lfd, fa, fb;
+    int     switched;
+    int     err;
+} cx;
+
+static void
+switch_in_callback(conn_t *c)
+{
+    uint8_t  buf[1024];
+    size_t   n;
+
+    if (c != &cx.a || cx.switched) {
+        return;
+    }
+    cx.switched = 1;
+    n = rp_recv_copy(eng, c->f, buf, sizeof(buf));
+    if (n == 0 || t_pat_check(c->seed, 0, buf, n) >= 0) {
+        cx.err = 1;
+    }
+    rp_fd_close(eng, c->f, 0);
+    c->closed = 1;
+    close(cx.fa);
+    cx.fb = accept4(cx.lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (cx.fb < 0) {
+        cx.err = 2;
+        return;
+    }
+    if (cx.fb != cx.fa) {
+        if (dup3(cx.fb, cx.fa, O_CLOEXEC) != cx.fa) {
+            cx.err = 3;
+        }
+        close(cx.fb);
+        cx.fb = cx.fa;
+    }
+    cx.fa = -1;
+    cx.b.f = rp_fd_open(eng, cx.fb, &cx.b);
+    if (cx.b.f == NULL || rp_recv_start(eng, cx.b.f, 0) != 0) {
+        cx.err = 4;
+    }
+}
+
+static int
+switched(void *arg)
+{
+    (void) arg;
+    return cx.switched;
+}
+
+static void
+case_reuse_in_callback(void)
+{
+    rp_stats_t  st0, st;
+    uint8_t    *buf = malloc(A_BYTES);
+    int         pa = -1, pb = -1, rc, r, in_batch = 0;
+
+    memset(&cx, 0, sizeof(cx));
+    cx.lfd = cx.fa = cx.fb = -1;
+    cb_bad = 0;
+    hook = switch_in_callback;
+    eng = t_engine(64, 0, 64, 4096, on_event);
+    if (eng == NULL) {
+        goto out;
+    }
+    CHECK(buf != NULL, "malloc");
+    cx.lfd = t_listen();
+    CHECK(cx.lfd >= 0, "listen");
+
+    for (r = 0; r < ROUNDS / 2; r++) {
+        memset(&cx.a, 0, sizeof(cx.a));
+        memset(&cx.b, 0, sizeof(cx.b));
+        cx.switched = 0;
+        cx.a.seed = 7000 + 2 * r;
+        cx.b.seed = 7001 + 2 * r;
+        cx.a.bad_at = cx.b.bad_at = -1;
+
+        CHECK(t_pair(cx.lfd, &cx.fa, &pa) == 0, "pair A");
+        cx.a.f = rp_fd_open(eng, cx.fa, &cx.a);
+        CHECK(cx.a.f != NULL, "rp_fd_open A");
+        CHECK(rp_recv_start(eng, cx.a.f, 0) == 0, "rp_recv_start A");
+        rc = rp_engine_wait(eng, 0);
+        CHECK(rc == 0, "wait: %d", rc);
+        pb = t_connect(cx.lfd);
+        CHECK(pb >= 0, "connect B");
+
+        /* 64 KiB into 4 KiB buffers: many completions for A at once. */
+        t_pat_fill(cx.a.seed, 0, buf, A_BYTES);
+        CHECK(send(pa, buf, A_BYTES, 0) == A_BYTES, "send A");
+        usleep(2000);
+        rp_engine_stats(eng, &st0);
+        rc = t_loop(eng, switched, NULL, 10, 3000);
+        CHECK(rc == 0, "round %d: A never reported data", r);
+        CHECK(cx.err == 0, "round %d: switch step %d failed", r, cx.err);
+        rp_engine_stats(eng, &st);
+        in_batch += st.stale > st0.stale + 1;
+
+        t_pat_fill(cx.b.seed, 0, buf, B_BYTES);
+        CHECK(send(pb, buf, B_BYTES, 0) == B_BYTES, "send B");
+        shutdown(pb, SHUT_WR);
+        rc = t_loop(eng, got_eof, &cx.b, 5, 3000);
+        CHECK(rc == 0, "round %d: no EOF on B: %s (got %llu)", r,
+            strerror(-rc), (unsigned long long) cx.b.off);
+        CHECK(cx.b.bad_at == -1, "round %d: B got a wrong byte at %ld "
+            "(A's data from the same batch?)", r, cx.b.bad_at);
+        CHECK(cx.b.off == B_BYTES, "round %d: B got %llu of %d bytes", r,
+            (unsigned long long) cx.b.off, B_BYTES);
+        CHECK(cb_bad == 0, "round %d: %d callbacks for closed A", r, cb_bad);
+
+        rp_fd_close(eng, cx.b.f, 0);
+        cx.b.closed = 1;
+        close(cx.fb);
+        cx.fb = -1;
+        close(pa);
+        pa = -1;
+        close(pb);
+        pb = -1;
+    }
+    /* Only meaningful if A really had more completions in the batch. */
+    CHECK(in_batch > 0, "no round had stale completions of A after the "
+        "switch: the case did not test what it should");
+    t_diag("fd-reuse/in-callback: %d of %d rounds dropped A's completions "
+        "from the same pass", in_batch, ROUNDS / 2);
+
+out:
+    hook = NULL;
+    if (cx.fa >= 0) {
+        close(cx.fa);
+    }
+    if (cx.fb >= 0) {
+        close(cx.fb);
+    }
+    if (pa >= 0) {
+        close(pa);
+    }
+    if (pb >= 0) {
+        close(pb);
+    }
+    if (cx.lfd >= 0) {
+        close(cx.lfd);
+    }
+    if (eng != NULL) {
+        rp_engine_destroy(eng);
+    }
+    eng = NULL;
+    free(buf);
+}
+
+/*
  * The same for readiness mode: a poll armed on A with data pending must not
- * fire for B.  B arms only RP_OUT-less RP_IN and its peer sends nothing, so
- * any RP_IN on B is A's.
+ * fire for B.  B polls for RP_IN and its peer sends nothing, so any event
+ * on B is A's.
  */
 typedef struct pconn {
     rp_fd_t  *f;
@@ -324,6 +484,8 @@ main(int argc, char **argv)
 {
     t_init(argc, argv);
     t_run("fd-reuse/recv", case_reuse, 60);
+    t_run("fd-reuse/recv-close-and-reopen-in-callback",
+        case_reuse_in_callback, 60);
     t_run("fd-reuse/poll", case_reuse_poll, 30);
     return t_exit_code();
 }

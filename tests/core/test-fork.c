@@ -89,7 +89,7 @@ child(void)
 }
 
 static void
-case_fork(void)
+fork_case(unsigned flags)
 {
     conn_t    c;
     uint8_t   buf[10000];
@@ -98,7 +98,7 @@ case_fork(void)
 
     memset(&c, 0, sizeof(c));
     c.bad_at = -1;
-    eng = t_engine(16, 0, 16, 4096, on_event);
+    eng = t_engine_flags(16, 0, 16, 4096, flags, on_event);
     if (eng == NULL) {
         goto out;
     }
@@ -151,10 +151,17 @@ out:
     }
 }
 
+/* SINGLE_ISSUER would refuse a child's submissions on the shared ring
+   anyway; without it (a loop that moves between threads) only forgetting
+   properly keeps the child off the parent's ring. */
+static void case_fork(void)        { fork_case(0); }
+static void case_fork_shared(void) { fork_case(RP_ENGINE_SHARED_THREADS); }
+
 int
 main(int argc, char **argv)
 {
     t_init(argc, argv);
     t_run("fork/child-forgets-parent-unaffected", case_fork, 20);
+    t_run("fork/child-forgets-shared-threads-ring", case_fork_shared, 20);
     return t_exit_code();
 }

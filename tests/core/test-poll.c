@@ -368,6 +368,103 @@ out:
     }
 }
 
+/*
+ * Readiness first, then completion mode on the same handle (a server that
+ * peeks at the first bytes itself, then hands the stream over): the bytes
+ * the host did not read itself arrive through the engine, in order.
+ */
+typedef struct both {
+    conn_t  c;
+    int     recv_ready;
+} both_t;
+
+static void
+on_both(rp_engine_t *e, rp_fd_t *f, void *data, enum rp_event ev, int res)
+{
+    both_t  *b = data;
+
+    if (ev == RP_EV_RECV) {
+        if (b == NULL || b->c.closed || b->c.f != f) {
+            cb_bad++;
+        } else {
+            b->recv_ready = 1;
+        }
+        return;
+    }
+    on_event(e, f, &b->c, ev, res);
+}
+
+static void
+case_switch_mode(void)
+{
+    rp_engine_t  *e;
+    both_t        b;
+    uint8_t       buf[65536], got[65536];
+    size_t        have = 0, n;
+    int           lfd = -1, fd = -1, peer = -1, rc, i;
+
+    memset(&b, 0, sizeof(b));
+    cb_bad = 0;
+    e = t_engine(32, 0, 64, 4096, on_both);
+    if (e == NULL) {
+        goto out;
+    }
+    lfd = t_listen();
+    CHECK(lfd >= 0, "listen");
+    CHECK(t_pair(lfd, &fd, &peer) == 0, "pair");
+    b.c.f = rp_fd_open(e, fd, &b);
+    CHECK(b.c.f != NULL, "rp_fd_open");
+    t_pat_fill(77, 0, buf, sizeof(buf));
+
+    rc = rp_poll(e, b.c.f, RP_IN, RP_POLL_ONESHOT);
+    CHECK(rc == 0, "rp_poll: %s", strerror(-rc));
+    CHECK(send(peer, buf, 1000, 0) == 1000, "send");
+    CHECK(until_events(e, &b.c, 1, 1000) == 1, "no RP_IN");
+    /* The host reads a little itself (a protocol sniff)... */
+    CHECK(recv(fd, got, 100, 0) == 100, "host recv");
+    have = 100;
+    /* ...then hands the rest of the stream to the engine. */
+    rc = rp_poll(e, b.c.f, 0, 0);
+    CHECK(rc == 0, "rp_poll(0): %s", strerror(-rc));
+    rc = rp_recv_start(e, b.c.f, 0);
+    CHECK(rc == 0, "rp_recv_start: %s", strerror(-rc));
+    CHECK(send(peer, buf + 1000, sizeof(buf) - 1000, 0)
+          == (ssize_t) (sizeof(buf) - 1000), "send");
+    for (i = 0; i < 300 && have < sizeof(buf); i++) {
+        rc = rp_engine_wait(e, 10);
+        CHECK(rc >= 0, "wait: %s", strerror(-rc));
+        if (b.recv_ready) {
+            b.recv_ready = 0;
+            while ((n = rp_recv_copy(e, b.c.f, got + have,
+                                     sizeof(got) - have)) > 0)
+            {
+                have += n;
+            }
+        }
+    }
+    CHECK(have == sizeof(buf), "got %zu of %zu bytes", have, sizeof(buf));
+    CHECK(t_pat_check(77, 0, got, have) == -1, "bytes out of order at %ld "
+        "after the switch", t_pat_check(77, 0, got, have));
+    CHECK(cb_bad == 0, "%d bad callbacks", cb_bad);
+
+out:
+    if (b.c.f != NULL) {
+        rp_fd_close(e, b.c.f, 0);
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+    if (peer >= 0) {
+        close(peer);
+    }
+    if (lfd >= 0) {
+        close(lfd);
+    }
+    if (e != NULL) {
+        rp_engine_destroy(e);
+    }
+}
+
 int
 main(int argc, char **argv)
 {
@@ -379,5 +476,6 @@ main(int argc, char **argv)
     t_run("poll/rdhup-on-peer-shutdown", case_rdhup, 10);
     t_run("poll/err-hup-on-peer-reset", case_reset, 10);
     t_run("poll/pipe", case_pipe, 10);
+    t_run("poll/switch-to-completion-mode", case_switch_mode, 10);
     return t_exit_code();
 }

@@ -189,6 +189,25 @@ out:
 }
 
 static void
+case_buf_rounding(void)
+{
+    rp_engine_t  *e;
+
+    e = t_engine(16, 0, 10, 1000, on_event);
+    if (e == NULL) {
+        goto out;
+    }
+    CHECK(rp_bufs_total(e) == 16, "buf_count 10 gave %u buffers, header "
+        "says rounded up to 2^n (16)", rp_bufs_total(e));
+    CHECK(rp_bufs_free(e) == 16, "%u free", rp_bufs_free(e));
+
+out:
+    if (e != NULL) {
+        rp_engine_destroy(e);
+    }
+}
+
+static void
 case_format(void)
 {
     rp_engine_t  *e;
@@ -239,5 +258,6 @@ main(int argc, char **argv)
     t_init(argc, argv);
     t_run("stats/counters-step-by-step", case_counters, 20);
     t_run("stats/format-name-describe", case_format, 10);
+    t_run("stats/buffer-count-rounded-up", case_buf_rounding, 10);
     return t_exit_code();
 }

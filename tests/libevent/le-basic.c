@@ -3,6 +3,7 @@
  * trigger modes, on the libevent under test.
  *
  * Usage: le-basic <expected method> [avoid-method]
+ * LE_DEBUG=1 turns on libevent's debug logging.
  *
  * Creates a base (with event_config_avoid_method(avoid) if given), checks
  * event_base_get_method() is the expected one, and for io_uring that the
@@ -196,6 +197,9 @@ main(int argc, char **argv)
         return 2;
     }
     alarm(30);
+    if (getenv("LE_DEBUG") != NULL) {
+        event_enable_debug_logging(EVENT_DBG_ALL);
+    }
 
     cfg = event_config_new();
     if (argc > 2) {

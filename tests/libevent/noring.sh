@@ -14,3 +14,7 @@ echo "$out" | grep -q "libevent using: epoll" || {
 extra=$(echo "$out" | grep -v "libevent using: epoll\|^method \|^ok$")
 [ -z "$extra" ] || { echo "unexpected output: $extra"; exit 1; }
 echo "fell back to epoll quietly"
+# The cause is named on a debug line, for whoever turns debug logging on.
+why=$(LE_DEBUG=1 "$noring" "$basic" epoll 2>&1 | grep "io_uring_init: no io_uring")
+[ -n "$why" ] || { echo "no debug line naming why io_uring is off"; exit 1; }
+echo "$why"

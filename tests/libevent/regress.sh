@@ -4,17 +4,20 @@
 # test programs, regress, and regress again with EVENT_DEBUG_MODE=1), with
 # one result line per test case in $RP_RESULTS.
 #
-# Usage: tests/libevent/regress.sh <libevent source tree> <method>
+# Usage: tests/libevent/regress.sh <libevent source tree> <method> [asan]
 #   method: io_uring | epoll
+#   asan: the tree is the ASan+UBSan build; regress runs once (no debug-mode
+#   pass), and any sanitizer report fails the suite.  Leaks inside OpenSSL,
+#   which libevent's TLS tests leave behind, are suppressed.
 #
 # Skipped by name, and only these: six TLS tests that fail on Debian 12 for
 # every backend (OpenSSL 3 reports an unclean shutdown differently).
 set -u
-tree=$1 method=$2
+tree=$1 method=$2 mode=${3:-}
 res=${RP_RESULTS:-/dev/stdout}
 log=${RP_LOG_DIR:-build/libevent/logs}
 mkdir -p "$log"
-log=$(cd "$log" && pwd)/regress-$method
+log=$(cd "$log" && pwd)/regress-$method${mode:+-$mode}
 
 OPENSSL3="http/https_incomplete http/https_incomplete_timeout
 http/https_chunk_out ssl/bufferevent_socketpair_dirty_shutdown
@@ -66,6 +69,7 @@ regress() {
     # shellcheck disable=SC2086
     timeout 1200 "$@" ./regress $skips > "$log.$prefix.out" 2> "$log.$prefix.err"
     rc=$?
+    out=$log.$prefix.res
     awk -v p="$prefix" -v skips="$OPENSSL3" '
         BEGIN { n = split(skips, s); for (i = 1; i <= n; i++) known[s[i]] = 1 }
         /^[A-Za-z0-9_]+\/[^ ]+: / {
@@ -78,14 +82,38 @@ regress() {
             next
         }
         /^ *\[.* FAILED\]$/ { print "FAIL " p "/" name }
-    ' "$log.$prefix.out" >> "$res"
+    ' "$log.$prefix.out" > "$out"
+    # The timing tests allow 50 ms of slack; with other jobs on the CPUs
+    # one may miss by a little.  A failed case runs once more on its own and
+    # counts as passed only if it passes then; the retry is reported.
+    for t in $(sed -n "s|^FAIL $prefix/||p" "$out"); do
+        if "$@" ./regress "$t" > "$log.$prefix.retry" 2>&1; then
+            sed -i "s|^FAIL $prefix/$t\$|PASS $prefix/$t (failed in the full run, passed on a rerun)|" "$out"
+            echo "$prefix/$t: failed in the full run, passed on a rerun:"
+            grep -A3 "^$t: " "$log.$prefix.out" | sed 's/^/    /'
+        fi
+    done
+    cat "$out" >> "$res"
     summary=$(tail -1 "$log.$prefix.out")
     echo "$prefix ($method): $summary; exit $rc; $(( $(date +%s) - start ))s"
     # A crash or hang that printed no FAILED line must still fail.
-    [ $rc -eq 0 ] || grep -q "^FAIL $prefix/" "$res" || \
+    [ $rc -eq 0 ] || grep -q " FAILED\]$" "$log.$prefix.out" || \
         echo "FAIL $prefix (regress exited $rc: $summary)" >> "$res"
 }
 
+if [ "$mode" = asan ]; then
+    printf 'leak:libcrypto.so\nleak:libssl.so\n' > "$log.lsan-supp"
+    regress asan env LSAN_OPTIONS=suppressions=$log.lsan-supp \
+        UBSAN_OPTIONS=print_stacktrace=1
+    reports=$(grep -c "ERROR: AddressSanitizer\|ERROR: LeakSanitizer\|runtime error" \
+        "$log.asan.err" "$log.asan.out" | awk -F: '{n += $2} END {print n}')
+    if [ "$reports" -eq 0 ]; then
+        echo "PASS asan/no-sanitizer-reports" >> "$res"
+    else
+        echo "FAIL asan/no-sanitizer-reports ($reports reports, see $log.asan.err)" >> "$res"
+    fi
+    exit 0
+fi
 regress regress env
 regress regress_debug env EVENT_DEBUG_MODE=1
 exit 0

@@ -32,6 +32,7 @@ run basic-io_uring        "$bin/le-basic" io_uring
 run avoid-env             env EVENT_NOIO_URING=1 "$bin/le-basic" epoll
 run avoid-config          "$bin/le-basic" epoll io_uring
 run fork                  "$bin/le-fork" io_uring
+run threads               "$bin/le-threads" io_uring
 run manyfds-10000         "$bin/le-manyfds" io_uring
 if [ -x "$noring" ]; then
     run noring-fallback   "$here/noring.sh" "$noring" "$bin/le-basic"

@@ -3,21 +3,25 @@
 #      libevent's own regression suite (test.sh's programs, regress, and
 #      regress with EVENT_DEBUG_MODE=1) once per backend, one result per case,
 #      so the two counts sit side by side
+#  libevent-asan
+#      regress once more on io_uring, libevent and core built with ASan+UBSan
 #  libevent
 #      our programs on the installed library: method, features and trigger
-#      modes, avoid by env and by config, fork, 10,000 fds, the seccomp
+#      modes, avoid by env and by config, fork, threads, 10,000 fds, the seccomp
 #      fallback, and an unmodified Debian memcached run as a drop-in
 
 LEV_TEST_DIR  := $(BUILD)/tests/libevent
-LEV_TEST_BINS := $(addprefix $(LEV_TEST_DIR)/,le-basic le-fork le-manyfds)
+LEV_TEST_BINS := $(addprefix $(LEV_TEST_DIR)/,le-basic le-fork le-manyfds \
+                 le-threads)
 LEV_TEST_LIBS := -L$(LEV_PREFIX)/lib -Wl,-rpath,$(abspath $(LEV_PREFIX))/lib \
-                 -levent_core
+                 -levent_core -levent_pthreads
 
-TEST_SUITES  += libevent-regress-epoll libevent-regress-io_uring libevent
+TEST_SUITES  += libevent-regress-epoll libevent-regress-io_uring libevent \
+                libevent-asan
 DEPS_TARGETS += deps-libevent-tests
 
 .PHONY: deps-libevent-tests test-libevent test-libevent-regress-epoll \
-        test-libevent-regress-io_uring
+        test-libevent-regress-io_uring test-libevent-asan
 
 deps-libevent-tests:
 	@scripts/deps.sh memcached perl
@@ -34,3 +38,7 @@ test-libevent-regress-%: $(LEV_LIB)
 test-libevent: $(LEV_TEST_BINS) $(if $(TOOLS_DIR),tools) deps-libevent-tests
 	@scripts/suite.sh libevent tests/libevent/run.sh $(LEV_TEST_DIR) \
 	    $(LEV_PREFIX) $(BUILD)/tools/rp-noring
+
+test-libevent-asan: $(LEV_SAN_LIB)
+	@scripts/suite.sh libevent-asan tests/libevent/regress.sh \
+	    $(LEV_SAN_SRC) io_uring asan

@@ -15,7 +15,6 @@ if [ -z "${RP_RESULTS:-}" ]; then
     RP_RESULTS=$out/results
     : > "$RP_RESULTS"
 fi
-export RP_RESULTS
 export MODES="${MODES:-epoll io_uring}"
 
 # One run at a time: runs share build/tests-nginx/ and their load would
@@ -26,6 +25,16 @@ if ! flock -n 9; then
     flock -w 900 9 || { echo "FAIL nginx/lock (another run held" \
         "build/tests-nginx/.lock for 900 s)" >> "$RP_RESULTS"; exit 1; }
 fi
+
+# The cases write to a file of this run's own, handed over at the end: a
+# second run's scripts/suite.sh may truncate the shared results file while
+# this one waits for or holds the lock.
+final=$RP_RESULTS
+RP_RESULTS=$out/results.$$
+: > "$RP_RESULTS"
+export RP_RESULTS
+trap 'cat "$RP_RESULTS" >> "$final"; rm -f "$RP_RESULTS"' EXIT
+trap 'exit 1' INT TERM HUP
 
 # c10k holds 10,000 client sockets in the test process itself
 ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null

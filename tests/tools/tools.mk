@@ -15,14 +15,19 @@ TEST_SUITES  += tools
 
 tools: $(TOOLS_BINS)
 
-deps-tools:
+# Debian packages the tools need; checked once per build tree.
+TOOLS_DEPS := $(BUILD)/.deps-tools
+$(TOOLS_DEPS):
 	@scripts/deps.sh build-essential pkg-config libseccomp-dev
+	@mkdir -p $(@D) && touch $@
 
-$(TOOLS_DIR)/rp-noring: tests/tools/rp-noring.c
+deps-tools: $(TOOLS_DEPS)
+
+$(TOOLS_DIR)/rp-noring: tests/tools/rp-noring.c | $(TOOLS_DEPS)
 	@mkdir -p $(@D)
 	$(CC) $(RP_CFLAGS) -o $@ $< $$(pkg-config --libs libseccomp 2>/dev/null || echo -lseccomp)
 
-$(TOOLS_DIR)/uring-check: tests/tools/uring-check.c
+$(TOOLS_DIR)/uring-check: tests/tools/uring-check.c | $(TOOLS_DEPS)
 	@mkdir -p $(@D)
 	$(CC) $(RP_CFLAGS) -o $@ $<
 

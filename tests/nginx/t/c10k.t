@@ -42,8 +42,8 @@ sub rss_kb {
 rp_case('c10k-idle', sub {
     my ($mode, $dir) = @_;
     my $max = POSIX::sysconf(POSIX::_SC_OPEN_MAX());
-    cmp_ok($max, '>=', $IDLE + 500,
-        "RLIMIT_NOFILE ($max) allows $IDLE client sockets") or return;
+    rp_skip("RLIMIT_NOFILE is $max here, $IDLE client sockets need "
+        . ($IDLE + 500)) if $max < $IDLE + 500;
     my $t0 = time;
     my $ng = nginx_start($mode, $dir, workers => 2,
         connections => $IDLE + 2000, rlimit => 2 * $IDLE + 4000,

@@ -2,7 +2,8 @@
 # Timers on idle connections: keepalive_timeout 1s closes kept-alive
 # connections after about a second (not at once, not never), and
 # client_header_timeout 1s closes connections that sent no or half a
-# request.  Bounds are generous: other work may load the machine.
+# request; send_timeout 1s gives up on a client that stops reading.  Bounds
+# are generous: other work may load the machine.
 
 use strict;
 use warnings;
@@ -12,6 +13,11 @@ use RPNginx;
 use Test::More;
 use IO::Select;
 use Time::HiRes qw(time sleep);
+use File::Path qw(make_path);
+
+my $data = "$BUILD/data/timeout";
+make_path("$data/big");
+make_file("$data/big/20m", 20 << 20) unless (-s "$data/big/20m" // 0) == 20 << 20;
 
 # Wait for EOF on every socket; returns seconds from $t0 to each EOF
 # (undef if none within $limit).
@@ -36,10 +42,16 @@ rp_case('keepalive-timeout', sub {
     my $ng = nginx_start($mode, $dir, http => <<"EOF2");
     keepalive_timeout 1s;
     client_header_timeout 1s;
+    send_timeout 1s;
+    log_format st '\$request_uri \$status \$bytes_sent';
     server {
         listen 127.0.0.1:%%PORT_http%%;
+        access_log %%DIR%%/st.log st;
         location / {
             return 200 "ok\\n";
+        }
+        location /big {
+            root $data;
         }
     }
 EOF2
@@ -91,7 +103,20 @@ EOF2
     ok(defined $h[1] && $h[1] >= 0.5 && $h[1] <= 6,
         'half a request closed by client_header_timeout')
         or diag($h[1] // 'never');
-    $ng->stop;
+
+    # a client that asks for 20 MiB and never reads: nginx's write waits
+    # for room that never comes, and send_timeout ends it
+    my $stuck = raw_connect($port);
+    print $stuck "GET /big/20m HTTP/1.1\r\nHost: t\r\n\r\n";
+    my $t2 = time;
+    ok(wait_until(8, sub { RPNginx::slurp("$dir/st.log") =~ m{^/big/20m }m }),
+        'stalled download ended by send_timeout within 8 s');
+    my ($st) = RPNginx::slurp("$dir/st.log") =~ m{^/big/20m (\d+ \d+)}m;
+    my ($code, $bytes) = split ' ', $st // '0 0';
+    cmp_ok($bytes, '<', 20 << 20, 'stalled download: not all sent') ;
+    cmp_ok(time - $t2, '>=', 0.9, 'stalled download: not given up before 1 s');
+    close $stuck;
+    $ng->stop(errors => qr/(?!)/);
 });
 
 done_testing;

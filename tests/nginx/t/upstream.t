@@ -75,8 +75,10 @@ EOF2
     ok(wait_until(5, sub { (() = RPNginx::slurp("$dir/back.log") =~ /\n/g) >= 302 }),
         'upstream logged every request');
     my %conns = map { (split ' ')[0] => 1 } split /\n/, RPNginx::slurp("$dir/back.log");
-    cmp_ok(scalar keys %conns, '<=', 2,
-        'sequential: upstream saw at most 2 connections for 302 requests')
+    # 1 when nothing stalls; a pause over the upstream's 1 s keepalive
+    # timeout on a loaded machine costs one more
+    cmp_ok(scalar keys %conns, '<=', 5,
+        'sequential: upstream saw at most 5 connections for 302 requests')
         or diag(scalar(keys %conns) . ' connections');
 
     # 400 requests over up to 8 client connections at once
