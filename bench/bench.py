@@ -127,11 +127,54 @@ def _die_with_harness():
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+def proc_tag(pid):
+    """pid:starttime, which names a process even after its pid is reused."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            st = f.read()
+    except OSError:
+        return None
+    return f"{pid}:{st[st.rindex(')') + 2:].split()[19]}"
+
+
+OWNER_VAR = "RINGPLUG_BENCH_OWNER"
+OWNER = proc_tag(os.getpid())
+
+
+def reap_stale():
+    """Kill what an earlier harness started and could not stop (it was
+    SIGKILLed: its nginx workers outlive it).  Such processes carry that
+    harness's tag in their environment; a tag whose harness still lives
+    belongs to a concurrent run and is left alone."""
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/environ", "rb") as f:
+                env = f.read().split(b"\0")
+        except OSError:
+            continue
+        key = OWNER_VAR.encode() + b"="
+        tag = next((e[len(key):].decode() for e in env
+                    if e.startswith(key)), None)
+        if tag is None or tag == OWNER:
+            continue
+        if proc_tag(tag.split(":")[0]) == tag:
+            continue
+        log(f"bench: killing {d}, left over by an earlier run ({tag})")
+        try:
+            os.kill(int(d), signal.SIGKILL)
+        except OSError:
+            pass
+
+
 def spawn(argv, cpu=None, **kw):
     """Start argv in its own session (so it and its children can be stopped
     as one group), pinned to cpu when the machine has two."""
     if PIN and cpu is not None:
         argv = ["taskset", "-c", cpu] + argv
+    kw["env"] = dict(kw.get("env") or os.environ)
+    kw["env"][OWNER_VAR] = OWNER
     p = subprocess.Popen(argv, start_new_session=True,
                          preexec_fn=_die_with_harness, **kw)
     _procs.append(p)
@@ -1143,6 +1186,7 @@ def main():
             with open(path, "wb") as f:
                 f.write(bytes((i * 7 + 13) % 251 for i in range(size)))
 
+    reap_stale()
     missing = build_tools()
     pin_builds(stamp, missing)
 

@@ -5,6 +5,8 @@
 #  core-san  the same programs and engine built with ASan+UBSan
 # tests/core/run.sh runs a suite: every program under a time limit, a crash
 # or non-zero exit without a FAIL line becomes one.
+# `make core-mutants` (not part of `make test`) breaks one engine feature at
+# a time in a copy of core/ and checks that the test covering it fails.
 
 CORE_TESTS := recv close fd-reuse send wait poll cq-overflow stats fork \
               probe probe-disabled
@@ -18,7 +20,7 @@ CORE_TEST_LIBS     := -luring -lpthread
 ALL_TARGETS += core-tests
 TEST_SUITES += core core-san
 
-.PHONY: core-tests core-tests-san test-core test-core-san
+.PHONY: core-tests core-tests-san test-core test-core-san core-mutants
 
 core-tests: $(CORE_TEST_BINS)
 core-tests-san: $(CORE_TEST_SAN_BINS)
@@ -43,3 +45,6 @@ test-core-san: core-tests-san tools
 	 UBSAN_OPTIONS=$${UBSAN_OPTIONS:-print_stacktrace=1} \
 	 scripts/suite.sh core-san tests/core/run.sh core-san \
 	    $(CORE_TEST_SAN_DIR) $(CORE_TESTS)
+
+core-mutants: $(CORE_LIB)
+	@tests/core/mutants.py

@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""Check that the core tests are honest: break one feature of core/ at a
+time (a copy under build/mutants/, never core/ itself), link the test that
+covers it against the broken engine, and see that the test fails.
+
+    tests/core/mutants.py [name-substring]      (make core-mutants)
+
+Prints one line per mutant: "caught" (the test failed, as it must), "NOT
+CAUGHT" (the test passed with the feature broken: the test is too weak), or
+"stale" (core/ changed and the text to break is gone: update the mutant).
+Exits 1 if any mutant was not caught.  Not part of `make test`: it builds
+every mutant (a few seconds each).
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+
+TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+OUT = os.path.join(TOP, "build", "mutants")
+CFLAGS = ["-std=gnu11", "-D_GNU_SOURCE", "-O2", "-g"]
+
+# name, test program, case filter, [(file, text, replacement), ...]
+MUTANTS = [
+    ("close-without-cancel", "close", "recv-pending-eof",
+     [("fd.c", "io_uring_prep_cancel_fd(sqe, f->fd, IORING_ASYNC_CANCEL_ALL);\n"
+       "            sqe->user_data = RP_UD_CANCEL;",
+       "io_uring_prep_nop(sqe);\n            sqe->user_data = RP_UD_CANCEL;")]),
+    ("close-cancel-without-task-work", "close", "no-wait",
+     [("fd.c", "(void) io_uring_submit_and_get_events(&e->ring);\n    }\n\n"
+       "    rp_fd_maybe_free(e, f);",
+       "(void) io_uring_submit(&e->ring);\n    }\n\n    rp_fd_maybe_free(e, f);")]),
+    ("replaced-poll-not-dropped", "poll", "rearm",
+     [("fd.c", "    if (!current) {\n        e->st.stale++;\n        return;\n    }",
+       "    if (0) {\n    }")]),
+    ("oneshot-poll-is-multishot", "poll", "oneshot",
+     [("fd.c", "        io_uring_prep_poll_add(sqe, f->fd, events);",
+       "        io_uring_prep_poll_multishot(sqe, f->fd, events);")]),
+    ("no-rearm-after-enobufs", "recv", "enobufs-copy",
+     [("fd.c", "            e->st.rearms++;\n            (void) rp_recv_arm(e, f);\n"
+       "        }\n        rp_fd_maybe_free(e, f);",
+       "            e->st.rearms++;\n        }\n        rp_fd_maybe_free(e, f);")]),
+    ("max-queued-ignored", "recv", "max-queued",
+     [("fd.c", "if (f->rq_max != 0 && f->rq_bytes > f->rq_max && f->recv_op != NULL)",
+       "if (0)")]),
+    ("eof-not-reported", "recv", "eof",
+     [("fd.c", "        f->recv_status = 1;\n        f->recv_want = 0;\n        notify = true;",
+       "        f->recv_status = 1;\n        f->recv_want = 0;")]),
+    ("released-buffer-not-returned", "recv", "take",
+     [("fd.c", "    rp_buf_recycle(e, token - 1);\n}", "    (void) e;\n}")]),
+    ("byte-lost-per-buffer", "recv", "copy-64",
+     [("fd.c", "            m->len = (uint32_t) res;",
+       "            m->len = (uint32_t) res - (res > 1000);")]),
+    ("two-sends-in-flight", "send", "",
+     [("fd.c", "if (f->send_op == NULL && f->sq_head != NULL && f->send_err == 0)",
+       "if (f->sq_head != NULL && f->send_err == 0)"),
+      ("fd.c", "if (!f->send_dirty && f->send_op == NULL) {",
+       "if (!f->send_dirty) {")]),
+    ("done-called-before-sent", "send", "8mib-small-sndbuf-ref",
+     [("fd.c", "        last->done = done;\n        last->arg = arg;",
+       "        if (done) done(arg);")]),
+    ("copy-mode-does-not-copy", "send", "copy",
+     [("fd.c", "                memcpy(s->data + s->len, p, n);",
+       "                memset(s->data + s->len, 0, n);")]),
+    ("close-flush-ignored", "close", "flush-4mib",
+     [("fd.c", "flush = (flags & RP_CLOSE_FLUSH) && f->sq_bytes > 0 && f->send_err == 0;",
+       "flush = 0;")]),
+    ("completions-routed-by-fd-number", "fd-reuse", "in-callback",
+     [("fd.c", "void\nrp_fd_complete(rp_engine_t *e, rp_op_t *op, int res, unsigned flags)\n"
+       "{\n    rp_fd_t  *f = op->fd;",
+       "void\nrp_fd_complete(rp_engine_t *e, rp_op_t *op, int res, unsigned flags)\n"
+       "{\n    rp_fd_t  *f = op->fd, *g;\n"
+       "    for (g = e->fds; g != NULL; g = g->next) {\n"
+       "        if (!g->closed && g->fd == op->fd->fd) { f = g; op->fd = g; break; }\n"
+       "    }")]),
+    ("forget-submits-on-shared-ring", "fork", "",
+     [("uring.c", "    rp_fd_drop_all(e, false);\n    io_uring_queue_exit(&e->ring);",
+       "    rp_engine_destroy(e); return;\n    io_uring_queue_exit(&e->ring);")]),
+]
+
+
+def build(name, edits):
+    d = os.path.join(OUT, name)
+    shutil.rmtree(d, ignore_errors=True)
+    shutil.copytree(os.path.join(TOP, "core"), os.path.join(d, "core"))
+    for fname, old, new in edits:
+        p = os.path.join(d, "core", fname)
+        src = open(p).read()
+        if old not in src:
+            return None
+        open(p, "w").write(src.replace(old, new, 1))
+    objs = []
+    for c in ("uring.c", "bufring.c", "fd.c"):
+        o = os.path.join(d, c[:-2] + ".o")
+        subprocess.run(["cc"] + CFLAGS + ["-fPIC", "-I" + os.path.join(d, "core"),
+                        "-c", "-o", o, os.path.join(d, "core", c)], check=True)
+        objs.append(o)
+    lib = os.path.join(d, "libringplug.a")
+    subprocess.run(["ar", "rcs", lib] + objs, check=True)
+    return d, lib
+
+
+def main():
+    only = sys.argv[1] if len(sys.argv) > 1 else ""
+    weak = 0
+    for name, test, case, edits in MUTANTS:
+        if only not in name:
+            continue
+        built = build(name, edits)
+        if built is None:
+            print("stale       %s: the text to break is gone from core/" % name)
+            continue
+        d, lib = built
+        exe = os.path.join(d, "test-" + test)
+        subprocess.run(["cc"] + CFLAGS + ["-I" + os.path.join(d, "core"),
+                        "-I" + os.path.join(TOP, "tests", "core"), "-o", exe,
+                        os.path.join(TOP, "tests", "core", "test-%s.c" % test),
+                        lib, "-luring", "-lpthread"], check=True)
+        env = dict(os.environ, RP_RESULTS="", RP_TEST_PREFIX="mutant")
+        r = subprocess.run([exe] + ([case] if case else []), env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True, timeout=180)
+        fails = [l for l in r.stdout.splitlines() if l.startswith("FAIL ")]
+        if fails:
+            print("caught      %s: %s" % (name, fails[0][:160]))
+        else:
+            weak += 1
+            print("NOT CAUGHT  %s: test-%s %s passed with the feature broken"
+                  % (name, test, case))
+    return 1 if weak else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
