@@ -48,6 +48,9 @@
 /* bytes nginx may queue for sending on one socket before it sees NGX_AGAIN */
 #define NGX_IO_URING_SEND_MAX  (256 * 1024)
 
+/* a chain with at most this much file data is read into the send queue */
+#define NGX_IO_URING_PREAD_MAX  (32 * 1024)
+
 /*
  * a c->buffered bit (NGX_LOWLEVEL_BUFFERED, beside NGX_SSL_BUFFERED and
  * NGX_HTTP_V2_BUFFERED): set while the send queue holds bytes, so nginx
@@ -95,6 +98,7 @@ typedef struct {
     ngx_uint_t           recv_conns;  /* read sides put in completion mode */
     ngx_uint_t           send_conns;
     ngx_uint_t           os_sends;    /* file chains sent by nginx's own */
+    ngx_uint_t           preads;      /* small files read into the queue */
     ngx_uint_t           readiness;   /* stream sockets left in readiness */
     ngx_uint_t           spills;      /* unread queues moved off the ring */
 } ngx_io_uring_counters_t;
@@ -158,6 +162,7 @@ static void ngx_io_uring_send_enter(ngx_connection_t *c,
     ngx_io_uring_fd_t *fe);
 static ngx_int_t ngx_io_uring_send_failed(ngx_connection_t *c,
     ngx_io_uring_fd_t *fe);
+static ngx_uint_t ngx_io_uring_preadable(ngx_chain_t *in);
 static u_char *ngx_io_uring_counters_format(u_char *p, u_char *last);
 
 static char *ngx_io_uring_buffers(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -195,6 +200,7 @@ static ngx_event_t            notify_event;
 static ngx_connection_t       notify_conn;
 
 static ngx_uint_t             completion;
+static u_char                 pread_buf[NGX_IO_URING_PREAD_MAX];
 static size_t                 recv_max;
 static ngx_io_uring_counters_t  counters;
 
@@ -1744,8 +1750,10 @@ ngx_io_uring_send_chain(ngx_connection_t *c, ngx_chain_t *in, off_t limit)
 {
     int                 rc, niov;
     off_t               send, size;
-    size_t              pending, room;
+    size_t              pending, room, used;
+    ssize_t             n;
     ngx_buf_t          *b;
+    ngx_uint_t          pread;
     ngx_chain_t        *cl;
     ngx_event_t        *wev;
     struct iovec        iovs[NGX_IOVS_PREALLOCATE];
@@ -1768,6 +1776,8 @@ ngx_io_uring_send_chain(ngx_connection_t *c, ngx_chain_t *in, off_t limit)
 
     pending = rp_send_pending(fe->rf);
 
+    pread = ngx_io_uring_preadable(in);
+
     if (pending == 0) {
         c->buffered &= ~NGX_IO_URING_BUFFERED;
 
@@ -1777,7 +1787,7 @@ ngx_io_uring_send_chain(ngx_connection_t *c, ngx_chain_t *in, off_t limit)
             }
         }
 
-        if (cl) {
+        if (cl && !pread) {
 
             /* a file in the chain and nothing queued: nginx's sendfile */
 
@@ -1807,6 +1817,7 @@ ngx_io_uring_send_chain(ngx_connection_t *c, ngx_chain_t *in, off_t limit)
 
     send = 0;
     niov = 0;
+    used = 0;
 
     for (cl = in; cl && send < limit; cl = cl->next) {
         b = cl->buf;
@@ -1815,12 +1826,14 @@ ngx_io_uring_send_chain(ngx_connection_t *c, ngx_chain_t *in, off_t limit)
             continue;
         }
 
-        if (!ngx_buf_in_memory(b)) {
+        if (!ngx_buf_in_memory(b) && !pread) {
             fe->wait_drain = 1;
             break;
         }
 
-        size = ngx_min(b->last - b->pos, limit - send);
+        size = ngx_buf_in_memory(b) ? b->last - b->pos
+                                    : b->file_last - b->file_pos;
+        size = ngx_min(size, limit - send);
 
         if (size == 0) {
             continue;
@@ -1835,7 +1848,34 @@ ngx_io_uring_send_chain(ngx_connection_t *c, ngx_chain_t *in, off_t limit)
             niov = 0;
         }
 
-        iovs[niov].iov_base = b->pos;
+        if (ngx_buf_in_memory(b)) {
+            iovs[niov].iov_base = b->pos;
+
+        } else {
+
+            /*
+             * a small file: one pread() into the queue costs less than
+             * sendfile() with TCP_CORK around it, and keeps its place
+             */
+
+            n = ngx_read_file(b->file, pread_buf + used, (size_t) size,
+                              b->file_pos);
+
+            if (n == NGX_ERROR) {
+                return NGX_CHAIN_ERROR;
+            }
+
+            if (n != size) {
+                ngx_log_error(NGX_LOG_ALERT, c->log, 0,
+                              "file \"%s\" was truncated", b->file->name.data);
+                return NGX_CHAIN_ERROR;
+            }
+
+            iovs[niov].iov_base = pread_buf + used;
+            used += (size_t) size;
+            counters.preads++;
+        }
+
         iovs[niov].iov_len = (size_t) size;
         niov++;
 
@@ -1919,6 +1959,41 @@ ngx_io_uring_send_failed(ngx_connection_t *c, ngx_io_uring_fd_t *fe)
 }
 
 
+/* at most NGX_IO_URING_PREAD_MAX bytes of files, none read by threads */
+
+static ngx_uint_t
+ngx_io_uring_preadable(ngx_chain_t *in)
+{
+    off_t         size;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    size = 0;
+
+    for (cl = in; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (ngx_buf_special(b) || ngx_buf_in_memory(b)) {
+            continue;
+        }
+
+#if (NGX_THREADS)
+        if (b->file->thread_handler) {
+            return 0;
+        }
+#endif
+
+        size += b->file_last - b->file_pos;
+
+        if (size > NGX_IO_URING_PREAD_MAX) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
 /* the module's own counters, after the engine's */
 
 static u_char *
@@ -1926,11 +2001,11 @@ ngx_io_uring_counters_format(u_char *p, u_char *last)
 {
     return ngx_slprintf(p, last, " bufs=%ui completion_reads=%ui "
                         "completion_sends=%ui sendfile_sends=%ui "
-                        "readiness_reads=%ui spills=%ui",
+                        "readiness_reads=%ui spills=%ui preads=%ui",
                         (ngx_uint_t) (engine ? rp_bufs_total(engine) : 0),
                         counters.recv_conns, counters.send_conns,
                         counters.os_sends, counters.readiness,
-                        counters.spills);
+                        counters.spills, counters.preads);
 }
 
 
