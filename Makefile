@@ -28,6 +28,7 @@ include core/core.mk
 -include loop-adapter/libevent.mk
 -include tests/libevent/tests.mk
 -include bench/bench.mk
+-include tests/docker/tests.mk
 
 all: $(ALL_TARGETS)
 

@@ -699,6 +699,40 @@ def syscall_method():
     return "off"
 
 
+def tracer_attached(tracer, method, fifos, npids, timeout=10.0):
+    """Wait until the tracer counts, so no request goes by unseen: perf
+    acks "enable" on its control fifo, strace says "Process N attached"
+    once per task."""
+    deadline = time.monotonic() + timeout
+    if method == "perf":
+        ctl = os.open(fifos[0], os.O_RDWR)
+        ack = os.open(fifos[1], os.O_RDWR | os.O_NONBLOCK)
+        try:
+            os.write(ctl, b"enable\n")
+            got = b""
+            while b"ack" not in got and tracer.poll() is None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                r, _, _ = select.select([ack], [], [], min(left, 0.1))
+                if r:
+                    got += os.read(ack, 64)
+            return b"ack" in got
+        finally:
+            os.close(ctl)
+            os.close(ack)
+    seen = 0
+    fd = tracer.stderr.fileno()
+    os.set_blocking(fd, False)
+    while time.monotonic() < deadline and tracer.poll() is None:
+        r, _, _ = select.select([fd], [], [], 0.1)
+        if r:
+            seen += os.read(fd, 65536).count(b" attached")
+            if seen >= npids:
+                return True
+    return False
+
+
 def syscall_pass(method, group, mode, workload, conns):
     """Short separate run with a tracer attached: syscalls, io_uring_enter
     calls and CQEs per request (None where not measured)."""
@@ -706,9 +740,19 @@ def syscall_pass(method, group, mode, workload, conns):
     out = os.path.join(srv.logdir, f"syscalls.{method}")
     try:
         pids = [str(p) for p in srv.pids()]
+        fifos = []
         if method == "perf":
-            argv = ["perf", "stat", "-x,", "-o", out] + perf_events() + \
-                ["-p", ",".join(pids)]
+            # Counting starts disabled and is switched on through perf's
+            # control fifo; its ack says the counters are live.
+            fifos = [os.path.join(srv.logdir, n) for n in ("perf.ctl",
+                                                           "perf.ack")]
+            for f in fifos:
+                if os.path.exists(f):
+                    os.unlink(f)
+                os.mkfifo(f)
+            argv = ["perf", "stat", "-x,", "-o", out, "-D", "-1",
+                    "--control", f"fifo:{fifos[0]},{fifos[1]}"] + \
+                perf_events() + ["-p", ",".join(pids)]
         else:
             argv = ["strace", "-c", "-f", "-o", out]
             for p in pids:
@@ -716,8 +760,10 @@ def syscall_pass(method, group, mode, workload, conns):
         if os.path.exists(out):
             os.unlink(out)
         tracer = spawn(argv, None, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
-        time.sleep(0.5)
+                       stderr=subprocess.PIPE)
+        if not tracer_attached(tracer, method, fifos, len(pids)):
+            stop(tracer, signal.SIGINT)
+            return {"why": f"{method} did not attach"}
         rc, cout, _, _ = run_client(
             load_argv(workload, srv.port, conns, SYSCALL_SECS),
             SYSCALL_SECS + 30)
@@ -1085,10 +1131,10 @@ def charts(rows, stamp):
         nrows = (len(panels) + cols - 1) // cols
         png = os.path.join(OUT, f"{'cpu' if key == 'cpu_us_req' else 'p99'}"
                                 f"-{stamp}.png")
-        gp = [f"set terminal png noenhanced size {480 * cols},{400 * nrows}",
+        gp = [f"set terminal png noenhanced size {480 * cols},{440 * nrows}",
               f"set output '{png}'",
               f"set multiplot layout {nrows},{cols} title '{label}'",
-              "set logscale x 2", "set key top left font ',8'",
+              "set logscale x 2", "set key below font ',9'",
               "set xlabel 'connections'", "set grid",
               "set yrange [0:*]",
               f"set xrange [{min(CONNS) / 1.5}:{max(CONNS) * 1.5}]",

@@ -104,6 +104,14 @@ rp_bufring_free(rp_engine_t *e, bool unregister)
     memset(b, 0, sizeof(*b));
 }
 
+/* A completion handed buffer bid to the engine. */
+void
+rp_buf_got(rp_engine_t *e, uint32_t bid)
+{
+    e->bufs.meta[bid].held = 1;
+    e->bufs.in_use++;
+}
+
 /*
  * Give buffer bid back to the kernel.  Called for buffers the engine got
  * from a completion it drops (stale, closed fd) and for buffers the host has
@@ -113,6 +121,12 @@ void
 rp_buf_recycle(rp_engine_t *e, uint32_t bid)
 {
     rp_bufring_t  *b = &e->bufs;
+
+    /* a buffer given back twice would sit in the ring twice */
+    if (!b->meta[bid].held) {
+        return;
+    }
+    b->meta[bid].held = 0;
 
     io_uring_buf_ring_add(b->br, rp_buf_addr(e, bid), b->size,
                           (uint16_t) bid, b->mask, 0);

@@ -8,6 +8,10 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <netinet/in.h>
+#include <linux/tcp.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -133,6 +137,32 @@ rp_now_ms(void)
     return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
 }
 
+/*
+ * How far the peer has got: TCP's count of acknowledged bytes, or for other
+ * stream sockets the bytes still queued.  A send with MSG_WAITALL completes
+ * only when all of it is out, so completions alone cannot show a slow but
+ * steady reader.
+ */
+static uint64_t
+rp_peer_progress(int fd)
+{
+    struct tcp_info  ti;
+    socklen_t        len = sizeof(ti);
+    int              outq = 0;
+
+    memset(&ti, 0, sizeof(ti));
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0
+        && len >= offsetof(struct tcp_info, tcpi_bytes_acked)
+                  + sizeof(ti.tcpi_bytes_acked))
+    {
+        return ti.tcpi_bytes_acked;
+    }
+    if (ioctl(fd, SIOCOUTQ, &outq) == 0) {
+        return (uint64_t) outq;
+    }
+    return 0;
+}
+
 /* A closed fd is done sending: close the duplicate, leave the list. */
 static void
 rp_flush_end(rp_engine_t *e, rp_fd_t *f)
@@ -162,7 +192,7 @@ rp_flush_expire(rp_engine_t *e)
 {
     struct io_uring_sqe  *sqe;
     rp_fd_t              *f, *next;
-    uint64_t              now;
+    uint64_t              now, progress;
 
     if (e->flushing == NULL) {
         return;
@@ -171,6 +201,12 @@ rp_flush_expire(rp_engine_t *e)
     for (f = e->flushing; f != NULL; f = next) {
         next = f->flush_next;
         if (f->flush_deadline > now) {
+            continue;
+        }
+        progress = rp_peer_progress(f->sendfd);
+        if (progress != f->flush_mark) {
+            f->flush_mark = progress;
+            f->flush_deadline = now + e->flush_timeout_ms;
             continue;
         }
         e->st.flush_timeouts++;
@@ -190,12 +226,31 @@ rp_flush_expire(rp_engine_t *e)
     }
 }
 
+/* How long the pass may wait before a flush deadline: -1 if none. */
+long long
+rp_fd_flush_wait_us(rp_engine_t *e)
+{
+    rp_fd_t   *f;
+    uint64_t   now, first = UINT64_MAX;
+
+    if (e->flushing == NULL) {
+        return -1;
+    }
+    for (f = e->flushing; f != NULL; f = f->flush_next) {
+        if (f->flush_deadline < first) {
+            first = f->flush_deadline;
+        }
+    }
+    now = rp_now_ms();
+    /* the coarse clock ticks in milliseconds: wake just after the tick */
+    return first > now ? (long long) (first - now) * 1000 + 1000 : 0;
+}
+
 RP_EXPORT void
 rp_fd_close(rp_engine_t *e, rp_fd_t *f, unsigned flags)
 {
-    struct io_uring_sqe  *sqe;
-    bool                  flush;
-    int                   dupfd;
+    bool  flush;
+    int   dupfd;
 
     if (f->closed) {
         return;
@@ -219,49 +274,44 @@ rp_fd_close(rp_engine_t *e, rp_fd_t *f, unsigned flags)
             f->flushing = 1;
             e->st.flushing_now++;
             f->flush_deadline = rp_now_ms() + e->flush_timeout_ms;
+            f->flush_mark = rp_peer_progress(dupfd);
             f->flush_next = e->flushing;
             e->flushing = f;
         }
     }
 
-    if (flush) {
-        if (f->poll_op != NULL) {
-            rp_cancel_op(e, f->poll_op);
-        }
-        if (f->recv_op != NULL) {
-            rp_cancel_op(e, f->recv_op);
-        }
-        f->poll_op = NULL;
-        f->recv_op = NULL;
+    /*
+     * Cancel the fd's own requests by user_data: exact even if the host has
+     * already closed the descriptor and its number names another file now.
+     * A send being flushed is left to finish.
+     */
+    if (f->poll_op != NULL) {
+        rp_cancel_op(e, f->poll_op);
+    }
+    if (f->recv_op != NULL) {
+        rp_cancel_op(e, f->recv_op);
+    }
+    f->poll_op = NULL;
+    f->recv_op = NULL;
+    f->rearm_poll = 0;
+    f->rearm_recv = 0;
 
-    } else {
+    if (!flush) {
         if (f->send_op != NULL) {
             /* its memory is released when the kernel lets go of it */
             f->send_err = -ECANCELED;
+            rp_cancel_op(e, f->send_op);
         } else {
             rp_sq_drop(e, f, true);
         }
-
-        if (f->refs > 0) {
-            /*
-             * Cancel by fd matches the open file, so it must reach the
-             * kernel before the host's close(): submitted now, it frees the
-             * file's last references and close() sends the FIN.
-             */
-            sqe = rp_get_sqe(e);
-            io_uring_prep_cancel_fd(sqe, f->fd, IORING_ASYNC_CANCEL_ALL);
-            sqe->user_data = RP_UD_CANCEL;
-            e->st.cancels++;
-        }
-        f->poll_op = NULL;
-        f->recv_op = NULL;
     }
 
     if (io_uring_sq_ready(&e->ring) > 0) {
         /*
-         * Submit and run task work in one enter: with DEFER_TASKRUN the
-         * cancelled requests drop their file references only then, and
-         * the host's close() that follows must be the last reference.
+         * Submit now, and run task work in the same enter: with
+         * DEFER_TASKRUN the cancelled requests drop their file references
+         * only then, and the host's close() that follows must be the last
+         * reference, so the peer sees the FIN at once.
          */
         e->st.enters++;
         (void) io_uring_submit_and_get_events(&e->ring);
@@ -453,7 +503,7 @@ rp_recv_done(rp_engine_t *e, rp_fd_t *f, rp_op_t *op, int res,
 
     if (flags & IORING_CQE_F_BUFFER) {
         bid = flags >> IORING_CQE_BUFFER_SHIFT;
-        e->bufs.in_use++;
+        rp_buf_got(e, bid);
 
         /*
          * Data from any receive of an open fd is queued, also from one being

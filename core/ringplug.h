@@ -186,9 +186,10 @@ int rp_fd_fileno(const rp_fd_t *f);
 #define RP_CLOSE_FLUSH  0x1u   /* keep sending queued bytes, then close */
 
 /*
- * Take the fd off the engine: cancel its poll and receive at once (submitted
- * now, not at the end of the pass, so a later close() really closes the
- * socket), drop received-but-unread data and return its buffers.
+ * Take the fd off the engine: cancel its poll and receive (by request, so
+ * this is exact even after the host closed the fd), submitted at once, not at
+ * the end of the pass, so that the host's close() really closes the socket;
+ * drop received-but-unread data and return its buffers.
  * Without RP_CLOSE_FLUSH queued sends are dropped too.
  * With RP_CLOSE_FLUSH and bytes still queued, the engine dup()s the fd, keeps
  * sending on the duplicate and closes it when the queue is empty, a send
@@ -263,7 +264,8 @@ void rp_recv_consume(rp_engine_t *e, rp_fd_t *f, size_t len);
 uint32_t rp_recv_take(rp_engine_t *e, rp_fd_t *f, const void **data,
     size_t *len);
 
-/* Return a buffer taken with rp_recv_take() to the ring. */
+/* Return a buffer taken with rp_recv_take() to the ring; a token given
+   back twice is ignored. */
 void rp_buf_release(rp_engine_t *e, uint32_t token);
 
 /* Provided buffers free now, and the total. */

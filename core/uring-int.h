@@ -103,12 +103,14 @@ struct rp_fd {
     rp_fd_t        *rearm_next;
     rp_fd_t        *flush_next;  /* closed, still sending */
     uint64_t        flush_deadline; /* ms, CLOCK_MONOTONIC */
+    uint64_t        flush_mark;  /* peer progress seen at the last deadline */
 };
 
 typedef struct rp_bufmeta {
     uint32_t        next;        /* next buffer id + 1 in an fd queue */
     uint32_t        off;
     uint32_t        len;
+    uint32_t        held;        /* 1 while outside the kernel's ring */
 } rp_bufmeta_t;
 
 typedef struct rp_bufring {
@@ -159,6 +161,7 @@ void rp_op_free(rp_engine_t *e, rp_op_t *op);
 /* bufring.c */
 int rp_bufring_init(rp_engine_t *e, unsigned count, unsigned size);
 void rp_bufring_free(rp_engine_t *e, bool unregister);
+void rp_buf_got(rp_engine_t *e, uint32_t bid);
 void rp_buf_recycle(rp_engine_t *e, uint32_t bid);
 static inline unsigned char *
 rp_buf_addr(rp_engine_t *e, uint32_t bid)
@@ -169,6 +172,7 @@ rp_buf_addr(rp_engine_t *e, uint32_t bid)
 /* fd.c */
 void rp_fd_complete(rp_engine_t *e, rp_op_t *op, int res, unsigned flags);
 void rp_fd_prepare(rp_engine_t *e);
+long long rp_fd_flush_wait_us(rp_engine_t *e);
 void rp_fd_drop_all(rp_engine_t *e, bool call_done);
 
 #endif /* RP_URING_INT_H */

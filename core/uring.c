@@ -111,7 +111,7 @@ rp_explain_setup(int err, char *why, size_t len)
     if (err == ENOMEM && getrlimit(RLIMIT_MEMLOCK, &rl) == 0) {
         rp_why(why, len, "io_uring_setup() failed (%s): cannot lock the "
                "ring's memory: RLIMIT_MEMLOCK is %llu KiB; raise it "
-               "(ulimit -l, LimitMEMLOCK=) or use a kernel >= 5.12", es,
+               "(ulimit -l, LimitMEMLOCK=)", es,
                (unsigned long long) (rl.rlim_cur / 1024));
         return;
     }
@@ -175,7 +175,7 @@ rp_probe_cqe(rp_engine_t *e, int *poll_more, int *poll_res, int *recv_res,
         return rc;
     }
     if (cqe->flags & IORING_CQE_F_BUFFER) {
-        e->bufs.in_use++;
+        rp_buf_got(e, cqe->flags >> IORING_CQE_BUFFER_SHIFT);
         rp_buf_recycle(e, cqe->flags >> IORING_CQE_BUFFER_SHIFT);
     }
     switch (cqe->user_data) {
@@ -325,7 +325,7 @@ rp_engine_create(const rp_engine_params_t *p, rp_event_cb cb,
 {
     rp_engine_t  *e;
     unsigned      entries, cq_entries, buf_count, buf_size;
-    int           rc;
+    int           rc, n;
 
     if (why != NULL && why_len > 0) {
         why[0] = '\0';
@@ -389,13 +389,20 @@ rp_engine_create(const rp_engine_params_t *p, rp_event_cb cb,
         (void) io_uring_register_ring_fd(&e->ring);
     }
 
-    snprintf(e->desc, sizeof(e->desc),
-             "io_uring: sq %u, cq %u, %s, %u x %u buffers",
-             e->ring.sq.ring_entries, e->ring.cq.ring_entries,
-             (e->setup_flags & IORING_SETUP_DEFER_TASKRUN) ? "defer_taskrun"
-             : (e->setup_flags & IORING_SETUP_COOP_TASKRUN) ? "coop_taskrun"
-             : "plain",
-             e->has_bufs ? e->bufs.count : 0, e->has_bufs ? e->bufs.size : 0);
+    n = snprintf(e->desc, sizeof(e->desc), "io_uring: sq %u, cq %u, %s",
+                 e->ring.sq.ring_entries, e->ring.cq.ring_entries,
+                 (e->setup_flags & IORING_SETUP_DEFER_TASKRUN)
+                 ? "defer_taskrun"
+                 : (e->setup_flags & IORING_SETUP_COOP_TASKRUN)
+                   ? "coop_taskrun" : "plain");
+    if (n > 0 && (size_t) n < sizeof(e->desc)) {
+        if (e->has_bufs) {
+            snprintf(e->desc + n, sizeof(e->desc) - n, ", %u x %u buffers",
+                     e->bufs.count, e->bufs.size);
+        } else {
+            snprintf(e->desc + n, sizeof(e->desc) - n, ", no buffer ring");
+        }
+    }
 
     *out = e;
     return 0;
@@ -632,9 +639,17 @@ rp_engine_wait_us(rp_engine_t *e, long long timeout_us)
     struct io_uring_cqe       *cqe;
     int                        rc, handled = 0;
 
+    long long                  flush_us;
+
     e->st.waits++;
 
     rp_fd_prepare(e);
+
+    /* closed fds still sending have a deadline the host knows nothing of */
+    flush_us = rp_fd_flush_wait_us(e);
+    if (flush_us >= 0 && (timeout_us < 0 || flush_us < timeout_us)) {
+        timeout_us = flush_us;
+    }
 
     /*
      * One system call: submit what the pass queued and wait, with the

@@ -43,7 +43,6 @@ static char        t_why[512];        /* first failure or skip reason */
 static char        t_name[160];       /* running case, with prefix */
 static char        t_alarm_line[256]; /* written by the watchdog */
 static int         t_failures;
-static const char *t_argv0;
 static const char *t_filter;          /* argv[1]: run matching cases only */
 
 static inline double
@@ -157,7 +156,6 @@ t_on_alarm(int sig)
 static inline void
 t_init(int argc, char **argv)
 {
-    t_argv0 = argv[0];
     t_filter = argc > 1 && argv[1][0] != '-' ? argv[1] : NULL;
     signal(SIGPIPE, SIG_IGN);
     signal(SIGALRM, t_on_alarm);
@@ -296,16 +294,9 @@ t_range(uint64_t *state, size_t lo, size_t hi)
 }
 
 /*
- * Byte `off` of stream `seed`: every position of every stream has its own
- * value, so a lost, repeated, reordered or foreign byte shows.
+ * Stream `seed` at offset `off`: every position of every stream has its own
+ * byte, so a lost, repeated, reordered or foreign byte shows.
  */
-static inline uint8_t
-t_pat_byte(uint64_t seed, uint64_t off)
-{
-    return (uint8_t) (t_mix(seed * 0x100000001b3ull ^ (off >> 3))
-                      >> ((off & 7) * 8));
-}
-
 static inline void
 t_pat_fill(uint64_t seed, uint64_t off, void *buf, size_t len)
 {
@@ -493,6 +484,8 @@ typedef struct t_peer {
     int       eof;
     int       err;          /* errno of a failed call */
     long      bad_at;       /* reader: stream offset of first wrong byte */
+    uint8_t   bad_got;      /* reader: that byte, and what it should be */
+    uint8_t   bad_want;
 } t_peer_t;
 
 typedef struct t_peers {
@@ -520,7 +513,6 @@ t_peers_main(void *arg)
 
     for (i = 0; i < ps->n; i++) {
         t_set_nonblock(ps->p[i].fd, 1);
-        ps->p[i].bad_at = -1;
         if (!ps->reader && ps->p[i].shut && ps->p[i].off == ps->p[i].total) {
             shutdown(ps->p[i].fd, SHUT_WR);
         }
@@ -577,7 +569,12 @@ t_peers_main(void *arg)
                                 ? t_pat_check(p->seed, p->off, buf, r) : -1;
 
                     if (bad >= 0) {
+                        uint8_t  want[8];
+
                         p->bad_at = (long) p->off + bad;
+                        p->bad_got = buf[bad];
+                        t_pat_fill(p->seed, p->bad_at, want, 1);
+                        p->bad_want = want[0];
                     }
                     p->off += r;
                     if (ps->read_delay_us) {
@@ -612,6 +609,12 @@ t_peers_main(void *arg)
 static inline int
 t_peers_start(t_peers_t *ps)
 {
+    int  i;
+
+    /* Before the thread exists: the caller may look at once. */
+    for (i = 0; i < ps->n; i++) {
+        ps->p[i].bad_at = -1;
+    }
     ps->stop = 0;
     ps->done = 0;
     ps->timed_out = 0;
@@ -732,17 +735,6 @@ t_spin(rp_engine_t *e, int ms)
         n += rc > 0 ? rc : 0;
     }
     return n;
-}
-
-static inline void
-t_stats_diag(const char *what, rp_engine_t *e)
-{
-    rp_stats_t  st;
-    char        buf[512];
-
-    rp_engine_stats(e, &st);
-    rp_stats_format(&st, buf, sizeof(buf));
-    t_diag("%s: %s", what, buf);
 }
 
 #endif /* RP_TEST_HARNESS_H */

@@ -237,6 +237,68 @@ out:
     }
 }
 
+/*
+ * Hosts are told to call rp_fd_close() first, but some close the socket
+ * and then take the fd off their loop: the pending receive and poll must
+ * still let go (a cancel by fd number finds nothing once the number is
+ * gone).
+ */
+static void
+case_closed_first(void)
+{
+    rp_engine_t  *e;
+    conn_t        c[2];
+    int           lfd = -1, fd[2] = { -1, -1 }, peer[2] = { -1, -1 };
+    int           i, rc, eof;
+
+    memset(c, 0, sizeof(c));
+    cb_bad = 0;
+    e = t_engine(32, 0, 64, 4096, on_event);
+    if (e == NULL) {
+        goto out;
+    }
+    lfd = t_listen();
+    CHECK(lfd >= 0, "listen");
+    for (i = 0; i < 2; i++) {
+        CHECK(t_pair(lfd, &fd[i], &peer[i]) == 0, "pair");
+        c[i].f = rp_fd_open(e, fd[i], &c[i]);
+        CHECK(c[i].f != NULL, "rp_fd_open");
+        rc = i == 0 ? rp_recv_start(e, c[i].f, 0)
+                    : rp_poll(e, c[i].f, RP_IN, RP_POLL_MULTISHOT);
+        CHECK(rc == 0, "arm: %s", strerror(-rc));
+    }
+    CHECK(t_spin(e, 10) >= 0, "wait");
+    for (i = 0; i < 2; i++) {
+        close(fd[i]);
+        fd[i] = -1;
+        rp_fd_close(e, c[i].f, 0);
+        c[i].closed = 1;
+    }
+    CHECK(t_spin(e, 30) >= 0, "wait");
+    for (i = 0; i < 2; i++) {
+        eof = t_eof_within(peer[i], 100);
+        CHECK(eof == 1, "%s: no EOF when the host closed the fd before "
+            "rp_fd_close()", i == 0 ? "multishot recv" : "multishot poll");
+    }
+    CHECK(cb_bad == 0, "%d callbacks after rp_fd_close", cb_bad);
+
+out:
+    for (i = 0; i < 2; i++) {
+        if (fd[i] >= 0) {
+            close(fd[i]);
+        }
+        if (peer[i] >= 0) {
+            close(peer[i]);
+        }
+    }
+    if (lfd >= 0) {
+        close(lfd);
+    }
+    if (e != NULL) {
+        rp_engine_destroy(e);
+    }
+}
+
 static void case_recv_loop(void)   { close_case(A_RECV, 1); }
 static void case_recv_nowait(void) { close_case(A_RECV, 0); }
 static void case_recv_data(void)   { close_case(A_RECV_DATA, 1); }
@@ -511,7 +573,12 @@ case_flush_slow_reader(void)
     p.entries = 32;
     p.buf_count = 64;
     p.buf_size = 4096;
-    p.flush_timeout_ms = 200;
+    /*
+     * Above TCP's own zero-window persist interval (200 ms on loopback):
+     * with buffers this small the peer's window reopens only through the
+     * persist timer, so for 200 ms at a time the peer really takes nothing.
+     */
+    p.flush_timeout_ms = 1000;
     rc = rp_engine_create(&p, on_event, &e, why, sizeof(why));
     if (rc < 0) {
         e = NULL;
@@ -552,7 +619,7 @@ case_flush_slow_reader(void)
     started = 0;
     rp_engine_stats(e, &st);
     CHECK(st.flush_timeouts == 0, "the flush gave up on a peer that took "
-        "bytes every 40 ms (flush_timeout_ms 200; read %llu of %zu)",
+        "bytes every 40 ms (flush_timeout_ms 1000; read %llu of %zu)",
         (unsigned long long) peer.off, total);
     CHECK(rc == 0, "peer not finished: %s", strerror(-rc));
     CHECK(peer.bad_at == -1, "wrong byte at %ld", peer.bad_at);
@@ -883,6 +950,7 @@ main(int argc, char **argv)
     t_run("close/recv-pending-with-data", case_recv_data, 10);
     t_run("close/poll-pending-eof", case_poll_loop, 10);
     t_run("close/poll-pending-eof-no-wait", case_poll_nowait, 10);
+    t_run("close/host-closed-fd-first", case_closed_first, 10);
     t_run("close/flush-4mib", case_flush_4m, 30);
     t_run("close/flush-nothing-queued", case_flush_empty, 10);
     t_run("close/flush-gives-up-on-stuck-peer", case_flush_timeout, 10);

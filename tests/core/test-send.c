@@ -202,9 +202,10 @@ send_case(size_t total, int n, int copy, int iovs)
     started = 1;
 
     rc = t_loop(eng, sends_done, &c, 10, 30000);
-    CHECK(peer.bad_at == -1, "peer got a wrong byte at stream offset %ld "
-        "(interleaved or reordered sends, or memory reused after done)",
-        peer.bad_at);
+    CHECK(peer.bad_at == -1, "peer got a wrong byte at stream offset %ld: "
+        "0x%02x, want 0x%02x (0xee: sent after its done(), 0xdd: copy mode "
+        "sent the caller's memory; else interleaved or reordered)",
+        peer.bad_at, peer.bad_got, peer.bad_want);
     CHECK(rc == 0, "sends not finished: %s, %zu pending", strerror(-rc),
         rp_send_pending(c.f));
     CHECK(c.send_err == 0, "send error %s", strerror(-c.send_err));
@@ -216,9 +217,10 @@ send_case(size_t total, int n, int copy, int iovs)
     started = 0;
     CHECK(rc == 0, "peer not finished: %s", strerror(-rc));
     CHECK(peer.err == 0, "peer: %s", strerror(peer.err));
-    CHECK(peer.bad_at == -1, "peer got a wrong byte at stream offset %ld "
-        "(interleaved or reordered sends, or memory reused after done)",
-        peer.bad_at);
+    CHECK(peer.bad_at == -1, "peer got a wrong byte at stream offset %ld: "
+        "0x%02x, want 0x%02x (0xee: sent after its done(), 0xdd: copy mode "
+        "sent the caller's memory; else interleaved or reordered)",
+        peer.bad_at, peer.bad_got, peer.bad_want);
     CHECK(peer.off == total && peer.eof, "peer got %llu of %zu bytes, eof %d",
         (unsigned long long) peer.off, total, peer.eof);
 

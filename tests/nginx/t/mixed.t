@@ -3,7 +3,7 @@
 # a proxied location (upstream keepalive), h2load over TLS with multiplexed
 # streams, byte-exact large downloads over plain HTTP, TLS and the proxy, and
 # clients that walk away mid-response.  Nothing may fail, nothing may be
-# corrupted.
+# corrupted.  RP_NGINX_SOAK=<seconds> makes it longer (default 5).
 
 use strict;
 use warnings;
@@ -26,10 +26,16 @@ my ($rc, $out) = run_cmd(60, 'openssl', 'req', '-x509', '-newkey', 'ec',
     '-subj', '/CN=localhost', '-keyout', "$data/key.pem", '-out', "$data/cert.pem");
 BAIL_OUT("openssl req failed: $out") if $rc;
 
+my $secs = $ENV{RP_NGINX_SOAK} || 5;
+my $h2n = 600 * $secs;
+
 rp_case('mixed-load', sub {
     my ($mode, $dir) = @_;
     my $ng = nginx_start($mode, $dir, workers => 2, http => <<"EOF2");
     access_log off;
+    # h2load does not reconnect when nginx ends a connection after
+    # keepalive_requests (1000 by default, HTTP/2 too)
+    keepalive_requests 1000000;
     upstream back {
         server 127.0.0.1:%%PORT_back%%;
         keepalive 16;
@@ -54,9 +60,9 @@ EOF2
     my $http = 'http://127.0.0.1:' . $ng->port('http');
     my $https = 'https://127.0.0.1:' . $ng->port('https');
 
-    my $wrk = spawn_cmd(30, "$dir/wrk.out", 'wrk', '-t', '1', '-c', '24',
-        '-d', '5s', '--timeout', '5s', "$http/p/1k");
-    my $h2 = spawn_cmd(60, "$dir/h2.out", 'h2load', '-n', '3000', '-c', '6',
+    my $wrk = spawn_cmd(30 + $secs, "$dir/wrk.out", 'wrk', '-t', '1', '-c', '24',
+        '-d', "${secs}s", '--timeout', '5s', "$http/p/1k");
+    my $h2 = spawn_cmd(60 + 10 * $secs, "$dir/h2.out", 'h2load', '-n', $h2n, '-c', '6',
         '-m', '8', '-t', '1', "$https/64k");
 
     # byte-exact downloads over each path while the load runs
@@ -66,7 +72,7 @@ EOF2
             my $bad = 0;
             my $n = 0;
             my $t0 = time;
-            while (time - $t0 < 4) {
+            while (time - $t0 < $secs - 1) {
                 my ($code, $h) = curl_fetch($url, "$dir/f$$", '-k');
                 $bad++ if $h ne $sha{'5m'};
                 $n++;
@@ -77,7 +83,7 @@ EOF2
         })];
     }
     # and clients leaving mid-response
-    for my $i (1 .. 20) {
+    for my $i (1 .. 4 * $secs) {
         my $c = raw_connect($ng->port('http'));
         syswrite $c, "GET /" . ($i % 2 ? 'p/' : '') . "5m HTTP/1.1\r\nHost: t\r\n\r\n";
         sysread $c, my $b, 32768;
@@ -99,12 +105,12 @@ EOF2
     cmp_ok($wn // 0, '>', 100, 'wrk on the proxy made requests') or diag($w);
     unlike($w, qr/Non-2xx|Socket errors/, 'wrk on the proxy: no errors') or diag($w);
     my $h = RPNginx::slurp("$dir/h2.out");
-    like($h, qr/requests: 3000 total, 3000 started, 3000 done, 3000 succeeded, 0 failed, 0 errored, 0 timeout/,
-        'h2load over TLS: 3000 succeeded') or diag($h);
-    like($h, qr/traffic: .*\(@{[3000 * 65536]}\) data/, 'h2load: exact DATA bytes')
+    like($h, qr/requests: $h2n total, $h2n started, $h2n done, $h2n succeeded, 0 failed, 0 errored, 0 timeout/,
+        "h2load over TLS: $h2n succeeded") or diag($h);
+    like($h, qr/traffic: .*\(@{[$h2n * 65536]}\) data/, 'h2load: exact DATA bytes')
         or diag($h);
     diag("mixed-load [$mode]: wrk " . ($wn // 0) . ' proxied requests');
     $ng->stop;
-});
+}, timeout => 120 + 2 * $secs);
 
 done_testing;

@@ -1,0 +1,7 @@
+# tests/docker/: the demo image's build steps (docker/build.sh) run directly,
+# then its nginx answers a request on io_uring.
+TEST_SUITES += docker
+
+.PHONY: test-docker
+test-docker: module
+	@scripts/suite.sh docker tests/docker/run.sh
