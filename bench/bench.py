@@ -568,9 +568,12 @@ http {{
                         else "io_uring"
                     return
             self.stop()
-            with open(errlog, errors="replace") as f:
-                f.seek(self.errlog_mark)
-                tail = f.read()
+            try:
+                with open(errlog, errors="replace") as f:
+                    f.seek(self.errlog_mark)
+                    tail = f.read()
+            except OSError:
+                tail = ""
             if "Address already in use" not in tail:
                 break
         emerg = [l for l in tail.splitlines() if "[emerg]" in l]
