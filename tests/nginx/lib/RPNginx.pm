@@ -84,7 +84,7 @@ our %MODES = (
 );
 
 sub modes {
-    my $list = $ENV{MODES} // 'epoll io_uring';
+    my $list = $ENV{MODES} // 'epoll io_uring_readiness io_uring_completion';
     return grep { length } split /[\s,]+/, $list;
 }
 
