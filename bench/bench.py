@@ -429,6 +429,15 @@ class Libevent(Server):
             raise StartError(f"libevent picked backend {got}, not {want}")
 
 
+def module_has_completion():
+    """Whether the module knows io_uring_completion (then on by default)."""
+    try:
+        with open(MODULE_SO, "rb") as f:
+            return b"io_uring_completion" in f.read()
+    except OSError:
+        return False
+
+
 class Nginx(Server):
     upstream_port = None
 
@@ -441,6 +450,9 @@ class Nginx(Server):
             use = "use epoll;"
         if self.mode == "io_uring-compl":
             extra = "io_uring_completion on;"
+        elif self.mode == "io_uring" and module_has_completion():
+            # completion is the module's default (#6): readiness is "off"
+            extra = "io_uring_completion off;"
         proxy = ""
         upstream = ""
         if Nginx.upstream_port:

@@ -179,6 +179,7 @@ rp_flush_end(rp_engine_t *e, rp_fd_t *f)
     close(f->sendfd);
     f->sendfd = -1;
     f->flushing = 0;
+    e->st.flushing_now--;
 }
 
 /*
@@ -271,6 +272,7 @@ rp_fd_close(rp_engine_t *e, rp_fd_t *f, unsigned flags)
         } else {
             f->sendfd = dupfd;
             f->flushing = 1;
+            e->st.flushing_now++;
             f->flush_deadline = rp_now_ms() + e->flush_timeout_ms;
             f->flush_mark = rp_peer_progress(dupfd);
             f->flush_next = e->flushing;
@@ -1095,4 +1097,5 @@ rp_fd_drop_all(rp_engine_t *e, bool call_done)
     e->dirty = NULL;
     e->rearm = NULL;
     e->flushing = NULL;
+    e->st.flushing_now = 0;
 }

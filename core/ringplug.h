@@ -115,6 +115,7 @@ typedef struct rp_stats {
                                   the peer stopped reading */
     uint32_t  bufs_in_use_now; /* provided buffers held by the host/queues */
     uint32_t  fds_open_now;
+    uint32_t  flushing_now;    /* closed with RP_CLOSE_FLUSH, still sending */
 } rp_stats_t;
 
 /*
@@ -131,7 +132,10 @@ int rp_engine_create(const rp_engine_params_t *p, rp_event_cb cb,
 
 /*
  * Cancel everything, wait briefly for the kernel to let go of every buffer,
- * and free the engine.  Host data of open fds is not touched.
+ * and free the engine.  Host data of open fds is not touched and no callback
+ * runs.  While requests are still in the kernel this waits for them, up to
+ * about 100 ms: a host that closes its fds (rp_fd_close) and runs one
+ * rp_engine_wait(e, 0) first makes it return at once.
  */
 void rp_engine_destroy(rp_engine_t *e);
 

@@ -45,6 +45,8 @@ $(MOD_SO): $(MOD_NGX)/.configured $(MOD_SRCS) $(CORE_LIB) core/ringplug.h
 	$(CC) -std=gnu11 $(WARN) -Wno-unused-parameter -fsyntax-only \
 	    -I$(MOD_NGX)/src/core -I$(MOD_NGX)/src/event \
 	    -I$(MOD_NGX)/src/event/modules -I$(MOD_NGX)/src/os/unix \
+	    -I$(MOD_NGX)/src/http -I$(MOD_NGX)/src/http/modules \
+	    -I$(MOD_NGX)/src/http/v2 \
 	    -I$(MOD_NGX)/objs -Icore module/ngx_event_io_uring_module.c
 	rm -f $(MOD_NGX)/objs/ngx_event_io_uring_module.so
 	$(MAKE) -C $(MOD_NGX) -f objs/Makefile modules >/dev/null

@@ -9,6 +9,18 @@
  * Everything queued in a pass goes to the kernel together with the wait, in
  * one io_uring_enter().  The ring itself lives in core/ (ringplug.h).
  *
+ * Completion mode (io_uring_completion on): the module installs its own
+ * ngx_io.  A stream socket's read side enters completion mode on the first
+ * call to the module's recv or recv_chain: that read is done synchronously
+ * as ngx_unix_recv() would, then a multishot receive into the worker's
+ * provided buffers is armed and the poll drops IN|RDHUP; nginx's later reads
+ * copy out of the per-connection queue.  Sends are copied into the engine's
+ * ordered send queue (one send in flight per socket, submitted with the
+ * pass); file buffers go out with nginx's own sendfile chain once the queue
+ * is empty.  Whatever nginx reads itself (TLS, the MSG_PEEK sniff, PROXY
+ * protocol, UDP, listeners, the channel) never calls these hooks first and
+ * stays in readiness mode on the same ring.
+ *
  * A dynamic module cannot add fields to ngx_connection_t or ngx_event_t, so
  * the per-descriptor state lives in a side table indexed by fd, the same key
  * epoll uses.
@@ -19,7 +31,13 @@
 #include <ngx_core.h>
 #include <ngx_event.h>
 
+#include <dlfcn.h>
+#include <malloc.h>
 #include <sys/eventfd.h>
+
+#if (NGX_IO_URING_HTTP)
+#include <ngx_http.h>
+#endif
 
 #include <ringplug.h>
 
@@ -27,11 +45,29 @@
 /* side-table pages never move, so rp_fd data may point into them */
 #define NGX_IO_URING_FD_PAGE  1024
 
+/* bytes nginx may queue for sending on one socket before it sees NGX_AGAIN */
+#define NGX_IO_URING_SEND_MAX  (256 * 1024)
+
+/* a chain with at most this much file data is read into the send queue */
+#define NGX_IO_URING_PREAD_MAX  (32 * 1024)
+
+/*
+ * a c->buffered bit (NGX_LOWLEVEL_BUFFERED, beside NGX_SSL_BUFFERED and
+ * NGX_HTTP_V2_BUFFERED): set while the send queue holds bytes, so nginx
+ * finishes a request, half-closes (lingering close, proxy_half_close) or
+ * shuts down only once they are in the socket, as with SSL's own buffer
+ */
+#define NGX_IO_URING_BUFFERED  0x08
+
+/* event record flag: the send queue drained (or failed), not a poll */
+#define NGX_IO_URING_SENT      0x10000
+
 
 typedef struct {
     ngx_int_t            entries;
     ngx_bufs_t           buffers;
     ngx_flag_t           fallback;
+    ngx_flag_t           completion;
 } ngx_io_uring_conf_t;
 
 
@@ -39,11 +75,33 @@ typedef struct {
     rp_fd_t             *rf;
     ngx_connection_t    *conn;
     ngx_queue_t          queue;       /* in rearm_queue */
+    ngx_queue_t          held;        /* in held_queue: holds ring buffers */
+    u_char              *spill;       /* unread bytes moved off the ring */
+    size_t               spill_size;
+    size_t               spill_pos;
+    size_t               spill_last;
     unsigned             events;      /* RP_* mask nginx wants */
     unsigned             instance:1;
     unsigned             level:1;     /* one-shot, re-armed after it fires */
     unsigned             rearm:1;
+    unsigned             recv_mode:1; /* read side in completion mode */
+    unsigned             send_mode:1; /* writes go to the send queue */
+    unsigned             os_wait:1;   /* sendfile said EAGAIN: poll OUT */
+    unsigned             wait_space:1;
+    unsigned             wait_drain:1;
+    unsigned             on_held:1;
+    unsigned             stopped:1;   /* receive stopped: spill is full */
 } ngx_io_uring_fd_t;
+
+
+typedef struct {
+    ngx_uint_t           recv_conns;  /* read sides put in completion mode */
+    ngx_uint_t           send_conns;
+    ngx_uint_t           os_sends;    /* file chains sent by nginx's own */
+    ngx_uint_t           preads;      /* small files read into the queue */
+    ngx_uint_t           readiness;   /* stream sockets left in readiness */
+    ngx_uint_t           spills;      /* unread queues moved off the ring */
+} ngx_io_uring_counters_t;
 
 
 typedef struct {
@@ -71,19 +129,53 @@ static ngx_int_t ngx_io_uring_process_events(ngx_cycle_t *cycle,
 
 static void ngx_io_uring_event_handler(rp_engine_t *e, rp_fd_t *f,
     void *data, enum rp_event ev, int res);
+static ngx_uint_t ngx_io_uring_sent(ngx_io_uring_fd_t *fe, rp_fd_t *f,
+    int res);
 static ngx_io_uring_fd_t *ngx_io_uring_fd(ngx_socket_t fd, ngx_uint_t create,
     ngx_log_t *log);
 static ngx_io_uring_fd_t *ngx_io_uring_open(ngx_connection_t *c,
     ngx_log_t *log);
 static ngx_int_t ngx_io_uring_arm(ngx_io_uring_fd_t *fe, unsigned events,
     ngx_uint_t level, ngx_log_t *log);
+static ngx_int_t ngx_io_uring_update(ngx_io_uring_fd_t *fe,
+    ngx_connection_t *c, ngx_log_t *log);
 static void ngx_io_uring_close(ngx_io_uring_fd_t *fe);
+
+static ngx_io_uring_fd_t *ngx_io_uring_conn(ngx_connection_t *c);
+static ssize_t ngx_io_uring_recv(ngx_connection_t *c, u_char *buf,
+    size_t size);
+static ssize_t ngx_io_uring_recv_chain(ngx_connection_t *c,
+    ngx_chain_t *chain, off_t limit);
+static ssize_t ngx_io_uring_recv_queued(ngx_connection_t *c,
+    ngx_io_uring_fd_t *fe, ngx_chain_t *chain, u_char *buf, size_t size,
+    off_t limit);
+static void ngx_io_uring_recv_enter(ngx_connection_t *c,
+    ngx_io_uring_fd_t *fe, ssize_t n);
+static size_t ngx_io_uring_recv_copy(ngx_connection_t *c,
+    ngx_io_uring_fd_t *fe, u_char *dst, size_t len);
+static void ngx_io_uring_spill(ngx_log_t *log);
+static ssize_t ngx_io_uring_send(ngx_connection_t *c, u_char *buf,
+    size_t size);
+static ngx_chain_t *ngx_io_uring_send_chain(ngx_connection_t *c,
+    ngx_chain_t *in, off_t limit);
+static void ngx_io_uring_send_enter(ngx_connection_t *c,
+    ngx_io_uring_fd_t *fe);
+static ngx_int_t ngx_io_uring_send_failed(ngx_connection_t *c,
+    ngx_io_uring_fd_t *fe);
+static ngx_uint_t ngx_io_uring_preadable(ngx_chain_t *in);
+static u_char *ngx_io_uring_counters_format(u_char *p, u_char *last);
 
 static char *ngx_io_uring_buffers(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static void *ngx_io_uring_create_conf(ngx_cycle_t *cycle);
 static char *ngx_io_uring_init_conf(ngx_cycle_t *cycle, void *conf);
 static void ngx_io_uring_exit_process(ngx_cycle_t *cycle);
+
+#if (NGX_IO_URING_HTTP)
+static ngx_int_t ngx_http_io_uring_add_variables(ngx_conf_t *cf);
+static ngx_int_t ngx_http_io_uring_stats_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+#endif
 
 
 #if (NGX_HAVE_EPOLL)
@@ -101,10 +193,30 @@ static ngx_io_uring_fd_t    **fd_pages;
 static ngx_uint_t             fd_npages;
 
 static ngx_queue_t            rearm_queue;
+static ngx_queue_t            held_queue;
 
 static int                    notify_fd = -1;
 static ngx_event_t            notify_event;
 static ngx_connection_t       notify_conn;
+
+static ngx_uint_t             completion;
+static u_char                 pread_buf[NGX_IO_URING_PREAD_MAX];
+static size_t                 recv_max;
+static ngx_io_uring_counters_t  counters;
+
+/* the mail module's STARTTLS hands a socket to OpenSSL mid-stream */
+static ngx_connection_handler_pt  mail_init_connection;
+
+static ngx_os_io_t  ngx_io_uring_io = {
+    ngx_io_uring_recv,
+    ngx_io_uring_recv_chain,
+    NULL,                                /* udp_recv: ngx_os_io's */
+    ngx_io_uring_send,
+    NULL,                                /* udp_send: ngx_os_io's */
+    NULL,                                /* udp_send_chain: ngx_os_io's */
+    ngx_io_uring_send_chain,
+    0
+};
 
 static ngx_str_t      io_uring_name = ngx_string("io_uring");
 
@@ -134,6 +246,13 @@ static ngx_command_t  ngx_io_uring_commands[] = {
       ngx_conf_set_flag_slot,
       0,
       offsetof(ngx_io_uring_conf_t, fallback),
+      NULL },
+
+    { ngx_string("io_uring_completion"),
+      NGX_EVENT_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      0,
+      offsetof(ngx_io_uring_conf_t, completion),
       NULL },
 
       ngx_null_command
@@ -173,6 +292,43 @@ ngx_module_t  ngx_event_io_uring_module = {
     NULL,                                /* exit master */
     NGX_MODULE_V1_PADDING
 };
+
+
+#if (NGX_IO_URING_HTTP)
+
+/* $io_uring_stats: the worker's engine counters, for the operator */
+
+static ngx_http_module_t  ngx_http_io_uring_module_ctx = {
+    ngx_http_io_uring_add_variables,     /* preconfiguration */
+    NULL,                                /* postconfiguration */
+
+    NULL,                                /* create main configuration */
+    NULL,                                /* init main configuration */
+
+    NULL,                                /* create server configuration */
+    NULL,                                /* merge server configuration */
+
+    NULL,                                /* create location configuration */
+    NULL                                 /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_io_uring_module = {
+    NGX_MODULE_V1,
+    &ngx_http_io_uring_module_ctx,       /* module context */
+    NULL,                                /* module directives */
+    NGX_HTTP_MODULE,                     /* module type */
+    NULL,                                /* init master */
+    NULL,                                /* init module */
+    NULL,                                /* init process */
+    NULL,                                /* init thread */
+    NULL,                                /* exit thread */
+    NULL,                                /* exit process */
+    NULL,                                /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+#endif
 
 
 /*
@@ -231,6 +387,7 @@ ngx_io_uring_init(ngx_cycle_t *cycle, ngx_msec_t timer)
         }
 
         ngx_queue_init(&rearm_queue);
+        ngx_queue_init(&held_queue);
 
         if (ngx_io_uring_notify_init(cycle->log) != NGX_OK) {
             ngx_io_uring_module_ctx.actions.notify = NULL;
@@ -259,7 +416,41 @@ ngx_io_uring_init(ngx_cycle_t *cycle, ngx_msec_t timer)
         event_list_size = size;
     }
 
-    ngx_io = ngx_os_io;
+    completion = iocf->completion;
+
+    if (completion) {
+        ngx_io_uring_io.udp_recv = ngx_os_io.udp_recv;
+        ngx_io_uring_io.udp_send = ngx_os_io.udp_send;
+        ngx_io_uring_io.udp_send_chain = ngx_os_io.udp_send_chain;
+        ngx_io_uring_io.flags = ngx_os_io.flags;
+
+        ngx_io = ngx_io_uring_io;
+
+        /*
+         * a connection nginx leaves unread holds at most about this much of
+         * the shared buffers: an eighth of them, 64k at most, one at least
+         */
+
+        recv_max = ngx_min((size_t) 65536,
+                           (size_t) iocf->buffers.num * iocf->buffers.size / 8);
+        recv_max = ngx_max(recv_max, (size_t) iocf->buffers.size);
+
+        /*
+         * the engine copies sends into 16k segments, malloc()ed and freed
+         * per response: glibc's default trimming gives the heap top back
+         * and page-faults it in again on every burst (3% of the worker's
+         * CPU on return-200); keep up to 16m of it
+         */
+
+        (void) mallopt(M_TRIM_THRESHOLD, 16 * 1024 * 1024);
+
+        mail_init_connection = (ngx_connection_handler_pt)
+                                   dlsym(RTLD_DEFAULT,
+                                         "ngx_mail_init_connection");
+
+    } else {
+        ngx_io = ngx_os_io;
+    }
 
     ngx_event_actions = ngx_io_uring_module_ctx.actions;
 
@@ -298,7 +489,13 @@ ngx_io_uring_params(ngx_io_uring_conf_t *iocf, rp_engine_params_t *p)
      * io_uring_buffers sizes the ring for completion mode
      */
 
-    p->buf_count = RP_NO_BUFFERS;
+    if (iocf->completion) {
+        p->buf_count = (unsigned) iocf->buffers.num;
+        p->buf_size = (unsigned) iocf->buffers.size;
+
+    } else {
+        p->buf_count = RP_NO_BUFFERS;
+    }
 }
 
 
@@ -386,7 +583,8 @@ static void
 ngx_io_uring_done(ngx_cycle_t *cycle)
 {
     size_t       len;
-    u_char       buf[512];
+    u_char       buf[768];
+    ngx_msec_t   deadline;
     ngx_uint_t   i;
     rp_stats_t   st;
 
@@ -394,11 +592,39 @@ ngx_io_uring_done(ngx_cycle_t *cycle)
         return;
     }
 
+    /*
+     * sockets closed with bytes still queued are sent by the engine after
+     * nginx's close(): a worker leaving gracefully gives them up to 5s, as
+     * the kernel would still send what a socket buffer holds
+     */
+
     rp_engine_stats(engine, &st);
+
+    if (st.flushing_now && !ngx_terminate) {
+        ngx_time_update();
+        deadline = ngx_current_msec + 5000;
+
+        while (st.flushing_now
+               && (ngx_msec_int_t) (deadline - ngx_current_msec) > 0)
+        {
+            nevents = 0;
+            (void) rp_engine_wait(engine, 50);
+            ngx_time_update();
+            rp_engine_stats(engine, &st);
+        }
+
+        if (st.flushing_now) {
+            ngx_log_error(NGX_LOG_INFO, cycle->log, 0,
+                          "io_uring: %uD closed connections still had "
+                          "bytes queued at exit", st.flushing_now);
+        }
+    }
+
     len = rp_stats_format(&st, (char *) buf, sizeof(buf));
+    len = ngx_io_uring_counters_format(buf + len, buf + sizeof(buf)) - buf;
 
     ngx_log_error(NGX_LOG_INFO, cycle->log, 0, "io_uring stats: %*s",
-                  ngx_min(len, sizeof(buf) - 1), buf);
+                  len, buf);
 
     /* the engine cancels every poll; the fds are nginx's to close */
 
@@ -438,46 +664,42 @@ ngx_io_uring_done(ngx_cycle_t *cycle)
 static ngx_int_t
 ngx_io_uring_add_event(ngx_event_t *ev, ngx_int_t event, ngx_uint_t flags)
 {
-    unsigned            events, prev;
-    ngx_event_t        *e;
     ngx_connection_t   *c;
     ngx_io_uring_fd_t  *fe;
 
     c = ev->data;
 
-    if (event == NGX_READ_EVENT) {
-        e = c->write;
-        prev = RP_OUT;
-        events = RP_IN|RP_RDHUP;
-
-    } else {
-        e = c->read;
-        prev = RP_IN|RP_RDHUP;
-        events = RP_OUT;
-    }
-
-    if (e->active) {
-        events |= prev;
-    }
-
     ngx_log_debug3(NGX_LOG_DEBUG_EVENT, ev->log, 0,
-                   "io_uring add event: fd:%d ev:%04XD fl:%08XD",
-                   c->fd, events, flags);
+                   "io_uring add event: fd:%d ev:%i fl:%08XD",
+                   c->fd, event, flags);
 
     fe = ngx_io_uring_open(c, ev->log);
     if (fe == NULL) {
         return NGX_ERROR;
     }
 
+    ev->active = 1;
+
     /* NGX_CLEAR_EVENT is EPOLLET; without it nginx wants level-triggered */
 
-    if (ngx_io_uring_arm(fe, events, !(flags & NGX_CLEAR_EVENT), ev->log)
-        != NGX_OK)
-    {
+    fe->level = !(flags & NGX_CLEAR_EVENT);
+
+    if (ngx_io_uring_update(fe, c, ev->log) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    ev->active = 1;
+    /*
+     * as epoll reports a socket that is readable when it is added: what the
+     * queue already holds is an event
+     */
+
+    if (event == NGX_READ_EVENT && fe->recv_mode && !ev->ready
+        && (fe->spill_last > fe->spill_pos || rp_recv_queued(fe->rf)
+            || rp_recv_status(fe->rf)))
+    {
+        ev->ready = 1;
+        ngx_post_event(ev, &ngx_posted_events);
+    }
 
     return NGX_OK;
 }
@@ -486,8 +708,6 @@ ngx_io_uring_add_event(ngx_event_t *ev, ngx_int_t event, ngx_uint_t flags)
 static ngx_int_t
 ngx_io_uring_del_event(ngx_event_t *ev, ngx_int_t event, ngx_uint_t flags)
 {
-    unsigned            prev;
-    ngx_event_t        *e;
     ngx_connection_t   *c;
     ngx_io_uring_fd_t  *fe;
 
@@ -502,7 +722,7 @@ ngx_io_uring_del_event(ngx_event_t *ev, ngx_int_t event, ngx_uint_t flags)
     }
 
     ngx_log_debug3(NGX_LOG_DEBUG_EVENT, ev->log, 0,
-                   "io_uring del event: fd:%d ev:%04XD fl:%08XD",
+                   "io_uring del event: fd:%d ev:%i fl:%08XD",
                    c->fd, event, flags);
 
     /*
@@ -515,23 +735,15 @@ ngx_io_uring_del_event(ngx_event_t *ev, ngx_int_t event, ngx_uint_t flags)
         return NGX_OK;
     }
 
-    if (event == NGX_READ_EVENT) {
-        e = c->write;
-        prev = RP_OUT;
+    /*
+     * the other event still wanted; disabled accept events come back soon
+     * on the same descriptor; a completion-mode socket keeps its queues
+     */
 
-    } else {
-        e = c->read;
-        prev = RP_IN|RP_RDHUP;
-    }
-
-    if (e->active) {
-        return ngx_io_uring_arm(fe, prev, fe->level, ev->log);
-    }
-
-    /* disabled accept events come back soon on the same descriptor */
-
-    if (flags & NGX_DISABLE_EVENT) {
-        return ngx_io_uring_arm(fe, 0, fe->level, ev->log);
+    if ((c->read && c->read->active) || (c->write && c->write->active)
+        || (flags & NGX_DISABLE_EVENT) || fe->recv_mode || fe->send_mode)
+    {
+        return ngx_io_uring_update(fe, c, ev->log);
     }
 
     ngx_io_uring_close(fe);
@@ -553,14 +765,12 @@ ngx_io_uring_add_connection(ngx_connection_t *c)
         return NGX_ERROR;
     }
 
-    if (ngx_io_uring_arm(fe, RP_IN|RP_OUT|RP_RDHUP, 0, c->log) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
     c->read->active = 1;
     c->write->active = 1;
 
-    return NGX_OK;
+    fe->level = 0;
+
+    return ngx_io_uring_update(fe, c, c->log);
 }
 
 
@@ -632,6 +842,8 @@ ngx_io_uring_process_events(ngx_cycle_t *cycle, ngx_msec_t timer,
             (void) ngx_io_uring_arm(fe, fe->events, fe->level, cycle->log);
         }
     }
+
+    ngx_io_uring_spill(cycle->log);
 
     if (timer == NGX_TIMER_INFINITE) {
         timeout = -1;
@@ -718,6 +930,13 @@ ngx_io_uring_process_events(ngx_cycle_t *cycle, ngx_msec_t timer,
 
         if ((revents & RP_IN) && rev->active) {
 
+            /*
+             * RP_RDHUP: a poll saw the peer's FIN, or the receive queue
+             * ends with EOF or an error, which ngx_http_test_reading() and
+             * the upstream's broken connection check must see as epoll's
+             * EPOLLRDHUP
+             */
+
 #if (NGX_HAVE_EPOLLRDHUP)
             if (revents & RP_RDHUP) {
                 rev->pending_eof = 1;
@@ -740,7 +959,52 @@ ngx_io_uring_process_events(ngx_cycle_t *cycle, ngx_msec_t timer,
 
         wev = c->write;
 
+        if (revents & NGX_IO_URING_SENT) {
+
+            /*
+             * the send queue drained (or failed) while nginx waited for it:
+             * a write event even if nginx never added one, as the wait may
+             * be for c->buffered only
+             */
+
+            if (wev->instance != instance) {
+                continue;
+            }
+
+            /* the bit is cleared by the send_chain call this leads to */
+
+            wev->ready = 1;
+
+            if (flags & NGX_POST_EVENTS) {
+                ngx_post_event(wev, &ngx_posted_events);
+
+            } else {
+                wev->handler(wev);
+            }
+
+            continue;
+        }
+
         if ((revents & RP_OUT) && wev->active) {
+
+            fe = ngx_io_uring_fd(c->fd, 0, cycle->log);
+
+            if (fe && fe->rf && fe->send_mode) {
+
+                /*
+                 * the poll is there for nginx's own sendfile; while the
+                 * queue holds bytes its drain posts the write event
+                 */
+
+                if (fe->os_wait) {
+                    fe->os_wait = 0;
+                    (void) ngx_io_uring_update(fe, c, cycle->log);
+                }
+
+                if (rp_send_pending(fe->rf)) {
+                    continue;
+                }
+            }
 
             if (c->fd == -1 || wev->instance != instance) {
 
@@ -786,11 +1050,28 @@ ngx_io_uring_event_handler(rp_engine_t *e, rp_fd_t *f, void *data,
     ngx_io_uring_fd_t     *fe;
     ngx_io_uring_event_t  *list;
 
-    if (ev != RP_EV_POLL) {
-        return;
-    }
-
     fe = data;
+
+    if (ev == RP_EV_SEND) {
+        if (!ngx_io_uring_sent(fe, f, res)) {
+            return;
+        }
+
+    } else if (ev == RP_EV_RECV) {
+
+        /* data, EOF or an error is queued: the read event is ready */
+
+        if (!fe->on_held && rp_recv_queued(f)) {
+            fe->on_held = 1;
+            ngx_queue_insert_tail(&held_queue, &fe->held);
+        }
+
+        res = RP_IN;
+
+        if (rp_recv_status(f) != 0) {
+            res |= RP_RDHUP;
+        }
+    }
 
     if (nevents == event_list_size) {
         size = 2 * event_list_size;
@@ -810,7 +1091,10 @@ ngx_io_uring_event_handler(rp_engine_t *e, rp_fd_t *f, void *data,
 
     event_list[nevents].data = (void *) ((uintptr_t) fe->conn | fe->instance);
 
-    if (res < 0) {
+    if (ev == RP_EV_SEND) {
+        event_list[nevents].revents = RP_OUT|NGX_IO_URING_SENT;
+
+    } else if (res < 0) {
         ngx_log_debug2(NGX_LOG_DEBUG_EVENT, ngx_cycle->log, -res,
                        "io_uring poll failed on fd:%d ev:%04XD",
                        fe->conn->fd, fe->events);
@@ -823,6 +1107,10 @@ ngx_io_uring_event_handler(rp_engine_t *e, rp_fd_t *f, void *data,
 
     nevents++;
 
+    if (ev != RP_EV_POLL) {
+        return;
+    }
+
     /*
      * a one-shot poll has fired: re-armed at the start of the next pass,
      * after nginx has handled it; a failed poll is left to nginx's handler,
@@ -833,6 +1121,34 @@ ngx_io_uring_event_handler(rp_engine_t *e, rp_fd_t *f, void *data,
         fe->rearm = 1;
         ngx_queue_insert_tail(&rearm_queue, &fe->queue);
     }
+}
+
+
+/*
+ * A send completed: whether nginx waits for it, for room in the queue
+ * (below half the cap, as a socket buffer wakes a writer), for the queue to
+ * drain (file data, c->buffered) or for an error to be reported.
+ */
+
+static ngx_uint_t
+ngx_io_uring_sent(ngx_io_uring_fd_t *fe, rp_fd_t *f, int res)
+{
+    size_t  pending;
+
+    pending = rp_send_pending(f);
+
+    if (res < 0
+        || (fe->wait_space && pending <= NGX_IO_URING_SEND_MAX / 2)
+        || (pending == 0
+            && (fe->wait_drain
+                || (fe->conn->buffered & NGX_IO_URING_BUFFERED))))
+    {
+        fe->wait_space = 0;
+        fe->wait_drain = 0;
+        return 1;
+    }
+
+    return 0;
 }
 
 
@@ -930,6 +1246,11 @@ ngx_io_uring_open(ngx_connection_t *c, ngx_log_t *log)
 
         fe->events = 0;
         fe->level = 0;
+        fe->recv_mode = 0;
+        fe->send_mode = 0;
+        fe->os_wait = 0;
+        fe->wait_space = 0;
+        fe->wait_drain = 0;
     }
 
     /* as epoll's data.ptr: the latest connection added on the descriptor */
@@ -975,6 +1296,38 @@ ngx_io_uring_arm(ngx_io_uring_fd_t *fe, unsigned events, ngx_uint_t level,
 }
 
 
+/*
+ * The poll mask follows what nginx wants, less what completion mode does
+ * itself: no IN|RDHUP once the receive is armed, OUT only while nginx's own
+ * sendfile waits for room.
+ */
+
+static ngx_int_t
+ngx_io_uring_update(ngx_io_uring_fd_t *fe, ngx_connection_t *c,
+    ngx_log_t *log)
+{
+    unsigned  events;
+
+    events = 0;
+
+    if (c->read && c->read->active && !fe->recv_mode) {
+        events |= RP_IN|RP_RDHUP;
+    }
+
+    if (c->write && c->write->active && (!fe->send_mode || fe->os_wait)) {
+        events |= RP_OUT;
+    }
+
+    return ngx_io_uring_arm(fe, events, fe->level, log);
+}
+
+
+/*
+ * Bytes nginx handed to the send queue are sent before the FIN
+ * (RP_CLOSE_FLUSH: the engine goes on with a duplicate descriptor); the
+ * receive and the poll are cancelled at once, so close() really closes.
+ */
+
 static void
 ngx_io_uring_close(ngx_io_uring_fd_t *fe)
 {
@@ -983,11 +1336,676 @@ ngx_io_uring_close(ngx_io_uring_fd_t *fe)
         fe->rearm = 0;
     }
 
-    rp_fd_close(engine, fe->rf, 0);
+    if (fe->on_held) {
+        ngx_queue_remove(&fe->held);
+        fe->on_held = 0;
+    }
+
+    if (fe->spill) {
+        ngx_free(fe->spill);
+        fe->spill = NULL;
+    }
+
+    fe->spill_size = 0;
+    fe->spill_pos = 0;
+    fe->spill_last = 0;
+    fe->stopped = 0;
+
+    rp_fd_close(engine, fe->rf, fe->send_mode ? RP_CLOSE_FLUSH : 0);
 
     fe->rf = NULL;
     fe->conn = NULL;
     fe->events = 0;
+    fe->recv_mode = 0;
+    fe->send_mode = 0;
+    fe->os_wait = 0;
+    fe->wait_space = 0;
+    fe->wait_drain = 0;
+}
+
+
+/*
+ * The side-table slot of a connection whose I/O may run in completion
+ * mode: a stream socket with events, on a worker with a ring and provided
+ * buffers, not a mail listener's (STARTTLS).  NULL: nginx's own ngx_os_io.
+ */
+
+static ngx_io_uring_fd_t *
+ngx_io_uring_conn(ngx_connection_t *c)
+{
+    if (!completion || engine == NULL || c->fd < 0 || c->type != SOCK_STREAM
+        || c->read == NULL || c->write == NULL)
+    {
+        return NULL;
+    }
+
+    if (c->listening && mail_init_connection
+        && c->listening->handler == mail_init_connection)
+    {
+        return NULL;
+    }
+
+    return ngx_io_uring_open(c, c->log);
+}
+
+
+static ssize_t
+ngx_io_uring_recv(ngx_connection_t *c, u_char *buf, size_t size)
+{
+    ssize_t             n;
+    ngx_io_uring_fd_t  *fe;
+
+    fe = ngx_io_uring_conn(c);
+
+    if (fe == NULL) {
+        counters.readiness++;
+        return ngx_os_io.recv(c, buf, size);
+    }
+
+    if (fe->recv_mode) {
+        return ngx_io_uring_recv_queued(c, fe, NULL, buf, size, 0);
+    }
+
+    /* the first read: synchronous, as epoll would do it, then the ring */
+
+    n = ngx_os_io.recv(c, buf, size);
+
+    ngx_io_uring_recv_enter(c, fe, n);
+
+    return n;
+}
+
+
+static ssize_t
+ngx_io_uring_recv_chain(ngx_connection_t *c, ngx_chain_t *chain, off_t limit)
+{
+    ssize_t             n;
+    ngx_io_uring_fd_t  *fe;
+
+    fe = ngx_io_uring_conn(c);
+
+    if (fe == NULL) {
+        counters.readiness++;
+        return ngx_os_io.recv_chain(c, chain, limit);
+    }
+
+    if (fe->recv_mode) {
+        return ngx_io_uring_recv_queued(c, fe, chain, NULL, 0, limit);
+    }
+
+    n = ngx_os_io.recv_chain(c, chain, limit);
+
+    ngx_io_uring_recv_enter(c, fe, n);
+
+    return n;
+}
+
+
+/* after the synchronous first read: arm the multishot receive */
+
+static void
+ngx_io_uring_recv_enter(ngx_connection_t *c, ngx_io_uring_fd_t *fe, ssize_t n)
+{
+    int  rc;
+
+    if (n == 0 || n == NGX_ERROR || c->read->eof || c->read->error) {
+        return;
+    }
+
+    rc = rp_recv_start(engine, fe->rf, recv_max);
+
+    if (rc < 0) {
+        ngx_log_error(NGX_LOG_ALERT, c->log, -rc, "rp_recv_start(%d) failed",
+                      c->fd);
+        return;
+    }
+
+    fe->recv_mode = 1;
+    counters.recv_conns++;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_EVENT, c->log, 0,
+                   "io_uring: fd:%d read side in completion mode", c->fd);
+
+    (void) ngx_io_uring_update(fe, c, c->log);
+}
+
+
+/*
+ * Copy from the receive queue into buf (recv) or the chain's buffers
+ * (recv_chain), with ngx_unix_recv()'s results: bytes, 0 and rev->eof at
+ * EOF, NGX_ERROR with errno and rev->error, NGX_AGAIN with rev->ready = 0.
+ * The read event stays ready while the queue holds more.
+ */
+
+static ssize_t
+ngx_io_uring_recv_queued(ngx_connection_t *c, ngx_io_uring_fd_t *fe,
+    ngx_chain_t *chain, u_char *buf, size_t size, off_t limit)
+{
+    int           status;
+    size_t        n, total, want;
+    ngx_err_t     err;
+    ngx_buf_t    *b;
+    ngx_event_t  *rev;
+
+    rev = c->read;
+
+    if (fe->spill_last > fe->spill_pos || rp_recv_queued(fe->rf)) {
+
+        if (chain == NULL) {
+            total = ngx_io_uring_recv_copy(c, fe, buf, size);
+
+        } else {
+            total = 0;
+
+            for ( /* void */ ; chain; chain = chain->next) {
+                b = chain->buf;
+                want = b->end - b->last;
+
+                if (limit) {
+                    if (total >= (size_t) limit) {
+                        break;
+                    }
+
+                    want = ngx_min(want, (size_t) limit - total);
+                }
+
+                /* ngx_readv_chain() leaves moving b->last to its caller */
+
+                n = ngx_io_uring_recv_copy(c, fe, b->last, want);
+
+                total += n;
+
+                if (n < want) {
+                    break;
+                }
+            }
+        }
+
+        if (fe->spill_last == fe->spill_pos && rp_recv_queued(fe->rf) == 0
+            && rp_recv_status(fe->rf) == 0)
+        {
+            rev->ready = 0;
+        }
+
+        ngx_log_debug3(NGX_LOG_DEBUG_EVENT, c->log, 0,
+                       "io_uring recv: fd:%d %uz, %uz left",
+                       c->fd, total, rp_recv_queued(fe->rf));
+
+        if (total) {
+            return total;
+        }
+
+        return NGX_AGAIN;
+    }
+
+    status = rp_recv_status(fe->rf);
+
+    rev->ready = 0;
+
+    if (status == 1) {
+        rev->eof = 1;
+        return 0;
+    }
+
+    if (status < 0) {
+        err = -status;
+        ngx_set_socket_errno(err);
+
+        rev->eof = 1;
+        rev->error = 1;
+
+        return ngx_connection_error(c, err, "recv() failed");
+    }
+
+    return NGX_AGAIN;
+}
+
+
+/* the spilled bytes first, then the ring's queue */
+
+static size_t
+ngx_io_uring_recv_copy(ngx_connection_t *c, ngx_io_uring_fd_t *fe,
+    u_char *dst, size_t len)
+{
+    int     rc;
+    size_t  n;
+
+    n = ngx_min(len, fe->spill_last - fe->spill_pos);
+
+    if (n) {
+        ngx_memcpy(dst, fe->spill + fe->spill_pos, n);
+        fe->spill_pos += n;
+
+        if (fe->spill_pos == fe->spill_last) {
+            fe->spill_pos = 0;
+            fe->spill_last = 0;
+        }
+    }
+
+    if (fe->stopped && fe->spill_last == 0) {
+        fe->stopped = 0;
+
+        rc = rp_recv_start(engine, fe->rf, recv_max);
+
+        if (rc < 0) {
+            ngx_log_error(NGX_LOG_ALERT, c->log, -rc,
+                          "rp_recv_start(%d) failed", c->fd);
+        }
+    }
+
+    if (n < len) {
+        n += rp_recv_copy(engine, fe->rf, dst + n, len - n);
+    }
+
+    return n;
+}
+
+
+/*
+ * Provided buffers are shared by every connection of the worker, and a
+ * connection nginx does not read from now (a request waiting for its
+ * upstream, pipelined requests behind a response) would hold them while
+ * others starve.  When fewer than half are free, what nginx left unread
+ * after the last pass is copied into the connection's own memory and the
+ * buffers go back to the ring; at recv_max bytes the receive stops until
+ * nginx reads (the kernel keeps the rest, as with epoll).
+ */
+
+static void
+ngx_io_uring_spill(ngx_log_t *log)
+{
+    size_t              n, size;
+    u_char             *p;
+    ngx_queue_t        *q, *next;
+    ngx_io_uring_fd_t  *fe;
+
+    if (ngx_queue_empty(&held_queue)
+        || rp_bufs_free(engine) >= rp_bufs_total(engine) / 2)
+    {
+        return;
+    }
+
+    for (q = ngx_queue_head(&held_queue);
+         q != ngx_queue_sentinel(&held_queue);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        fe = ngx_queue_data(q, ngx_io_uring_fd_t, held);
+
+        ngx_queue_remove(q);
+        fe->on_held = 0;
+
+        n = rp_recv_queued(fe->rf);
+
+        if (n == 0) {
+            continue;
+        }
+
+        if (fe->spill_pos) {
+            fe->spill_last -= fe->spill_pos;
+            ngx_memmove(fe->spill, fe->spill + fe->spill_pos, fe->spill_last);
+            fe->spill_pos = 0;
+        }
+
+        if (fe->spill_last + n > fe->spill_size) {
+            size = ngx_max(fe->spill_last + n, 2 * fe->spill_size);
+            size = ngx_max(size, 4096);
+
+            p = ngx_alloc(size, log);
+            if (p == NULL) {
+                continue;
+            }
+
+            if (fe->spill) {
+                ngx_memcpy(p, fe->spill, fe->spill_last);
+                ngx_free(fe->spill);
+            }
+
+            fe->spill = p;
+            fe->spill_size = size;
+        }
+
+        fe->spill_last += rp_recv_copy(engine, fe->rf,
+                                       fe->spill + fe->spill_last, n);
+        counters.spills++;
+
+        ngx_log_debug2(NGX_LOG_DEBUG_EVENT, log, 0,
+                       "io_uring: fd:%d %uz unread bytes spilled",
+                       rp_fd_fileno(fe->rf), fe->spill_last);
+
+        if (fe->spill_last >= recv_max && !fe->stopped
+            && rp_recv_status(fe->rf) == 0)
+        {
+            rp_recv_stop(engine, fe->rf);
+            fe->stopped = 1;
+        }
+    }
+}
+
+
+static ssize_t
+ngx_io_uring_send(ngx_connection_t *c, u_char *buf, size_t size)
+{
+    int                 rc;
+    size_t              room;
+    struct iovec        iov;
+    ngx_event_t        *wev;
+    ngx_io_uring_fd_t  *fe;
+
+    fe = ngx_io_uring_conn(c);
+
+    if (fe == NULL) {
+        return ngx_os_io.send(c, buf, size);
+    }
+
+    ngx_io_uring_send_enter(c, fe);
+
+    wev = c->write;
+
+    if (rp_send_error(fe->rf)) {
+        return ngx_io_uring_send_failed(c, fe);
+    }
+
+    room = NGX_IO_URING_SEND_MAX - ngx_min(rp_send_pending(fe->rf),
+                                           NGX_IO_URING_SEND_MAX);
+
+    if (room == 0 || fe->wait_drain) {
+        fe->wait_space = 1;
+        wev->ready = 0;
+        return NGX_AGAIN;
+    }
+
+    size = ngx_min(size, room);
+
+    iov.iov_base = buf;
+    iov.iov_len = size;
+
+    rc = rp_send(engine, fe->rf, &iov, 1, RP_SEND_COPY, NULL, NULL);
+
+    if (rc < 0) {
+        wev->error = 1;
+        return ngx_connection_error(c, -rc, "rp_send() failed");
+    }
+
+    if (rp_send_pending(fe->rf)) {
+        c->buffered |= NGX_IO_URING_BUFFERED;
+    }
+
+    c->sent += size;
+
+    return size;
+}
+
+
+/*
+ * Memory buffers are copied into the send queue up to its cap; the queue
+ * being full is NGX_AGAIN for nginx (wev->ready = 0, the chain returned
+ * where it stopped) and the drain below half posts the write event.  File
+ * buffers keep their place behind the queue: with the queue empty nginx's
+ * own sendfile chain sends them now, else they wait for it to drain.
+ */
+
+static ngx_chain_t *
+ngx_io_uring_send_chain(ngx_connection_t *c, ngx_chain_t *in, off_t limit)
+{
+    int                 rc, niov;
+    off_t               send, size;
+    size_t              pending, room, used;
+    ssize_t             n;
+    ngx_buf_t          *b;
+    ngx_uint_t          pread;
+    ngx_chain_t        *cl;
+    ngx_event_t        *wev;
+    struct iovec        iovs[NGX_IOVS_PREALLOCATE];
+    ngx_io_uring_fd_t  *fe;
+
+    fe = ngx_io_uring_conn(c);
+
+    if (fe == NULL) {
+        return ngx_os_io.send_chain(c, in, limit);
+    }
+
+    ngx_io_uring_send_enter(c, fe);
+
+    wev = c->write;
+
+    if (rp_send_error(fe->rf)) {
+        (void) ngx_io_uring_send_failed(c, fe);
+        return NGX_CHAIN_ERROR;
+    }
+
+    pending = rp_send_pending(fe->rf);
+
+    pread = ngx_io_uring_preadable(in);
+
+    if (pending == 0) {
+        c->buffered &= ~NGX_IO_URING_BUFFERED;
+
+        for (cl = in; cl; cl = cl->next) {
+            if (!ngx_buf_special(cl->buf) && !ngx_buf_in_memory(cl->buf)) {
+                break;
+            }
+        }
+
+        if (cl && !pread) {
+
+            /* a file in the chain and nothing queued: nginx's sendfile */
+
+            counters.os_sends++;
+
+            in = ngx_os_io.send_chain(c, in, limit);
+
+            if (in != NGX_CHAIN_ERROR && !wev->ready && !fe->os_wait) {
+                fe->os_wait = 1;
+                (void) ngx_io_uring_update(fe, c, c->log);
+            }
+
+            return in;
+        }
+    }
+
+    if (!wev->ready) {
+        return in;
+    }
+
+    if (limit == 0 || limit > (off_t) (NGX_MAX_SIZE_T_VALUE - ngx_pagesize)) {
+        limit = NGX_MAX_SIZE_T_VALUE - ngx_pagesize;
+    }
+
+    room = NGX_IO_URING_SEND_MAX - ngx_min(pending, NGX_IO_URING_SEND_MAX);
+    limit = ngx_min(limit, (off_t) room);
+
+    send = 0;
+    niov = 0;
+    used = 0;
+
+    for (cl = in; cl && send < limit; cl = cl->next) {
+        b = cl->buf;
+
+        if (ngx_buf_special(b)) {
+            continue;
+        }
+
+        if (!ngx_buf_in_memory(b) && !pread) {
+            fe->wait_drain = 1;
+            break;
+        }
+
+        size = ngx_buf_in_memory(b) ? b->last - b->pos
+                                    : b->file_last - b->file_pos;
+        size = ngx_min(size, limit - send);
+
+        if (size == 0) {
+            continue;
+        }
+
+        if (niov == NGX_IOVS_PREALLOCATE) {
+            rc = rp_send(engine, fe->rf, iovs, niov, RP_SEND_COPY, NULL, NULL);
+            if (rc < 0) {
+                goto failed;
+            }
+
+            niov = 0;
+        }
+
+        if (ngx_buf_in_memory(b)) {
+            iovs[niov].iov_base = b->pos;
+
+        } else {
+
+            /*
+             * a small file: one pread() into the queue costs less than
+             * sendfile() with TCP_CORK around it, and keeps its place
+             */
+
+            n = ngx_read_file(b->file, pread_buf + used, (size_t) size,
+                              b->file_pos);
+
+            if (n == NGX_ERROR) {
+                return NGX_CHAIN_ERROR;
+            }
+
+            if (n != size) {
+                ngx_log_error(NGX_LOG_ALERT, c->log, 0,
+                              "file \"%s\" was truncated", b->file->name.data);
+                return NGX_CHAIN_ERROR;
+            }
+
+            iovs[niov].iov_base = pread_buf + used;
+            used += (size_t) size;
+            counters.preads++;
+        }
+
+        iovs[niov].iov_len = (size_t) size;
+        niov++;
+
+        send += size;
+    }
+
+    if (niov) {
+        rc = rp_send(engine, fe->rf, iovs, niov, RP_SEND_COPY, NULL, NULL);
+        if (rc < 0) {
+            goto failed;
+        }
+    }
+
+    if (cl && !fe->wait_drain) {
+        for ( /* void */ ; cl && ngx_buf_special(cl->buf); cl = cl->next) {
+            /* void */
+        }
+
+        if (cl) {
+            fe->wait_space = 1;
+        }
+    }
+
+    if (fe->wait_space || fe->wait_drain) {
+        wev->ready = 0;
+    }
+
+    if (rp_send_pending(fe->rf)) {
+        c->buffered |= NGX_IO_URING_BUFFERED;
+    }
+
+    c->sent += send;
+
+    ngx_log_debug4(NGX_LOG_DEBUG_EVENT, c->log, 0,
+                   "io_uring send_chain: fd:%d %O queued, %uz pending%s",
+                   c->fd, send, rp_send_pending(fe->rf),
+                   wev->ready ? "" : ", waiting");
+
+    return ngx_chain_update_sent(in, send);
+
+failed:
+
+    wev->error = 1;
+    (void) ngx_connection_error(c, -rc, "rp_send() failed");
+
+    return NGX_CHAIN_ERROR;
+}
+
+
+static void
+ngx_io_uring_send_enter(ngx_connection_t *c, ngx_io_uring_fd_t *fe)
+{
+    if (fe->send_mode) {
+        return;
+    }
+
+    fe->send_mode = 1;
+    counters.send_conns++;
+
+    /* a poll OUT nginx asked for now only serves its own sendfile */
+
+    if (c->write->active) {
+        (void) ngx_io_uring_update(fe, c, c->log);
+    }
+}
+
+
+static ngx_int_t
+ngx_io_uring_send_failed(ngx_connection_t *c, ngx_io_uring_fd_t *fe)
+{
+    ngx_err_t  err;
+
+    err = -rp_send_error(fe->rf);
+
+    c->write->error = 1;
+    c->buffered &= ~NGX_IO_URING_BUFFERED;
+
+    ngx_set_socket_errno(err);
+
+    return ngx_connection_error(c, err, "send() failed");
+}
+
+
+/* at most NGX_IO_URING_PREAD_MAX bytes of files, none read by threads */
+
+static ngx_uint_t
+ngx_io_uring_preadable(ngx_chain_t *in)
+{
+    off_t         size;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    size = 0;
+
+    for (cl = in; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (ngx_buf_special(b) || ngx_buf_in_memory(b)) {
+            continue;
+        }
+
+#if (NGX_THREADS)
+        if (b->file->thread_handler) {
+            return 0;
+        }
+#endif
+
+        size += b->file_last - b->file_pos;
+
+        if (size > NGX_IO_URING_PREAD_MAX) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+/* the module's own counters, after the engine's */
+
+static u_char *
+ngx_io_uring_counters_format(u_char *p, u_char *last)
+{
+    return ngx_slprintf(p, last, " bufs=%ui completion_reads=%ui "
+                        "completion_sends=%ui sendfile_sends=%ui "
+                        "readiness_reads=%ui spills=%ui preads=%ui",
+                        (ngx_uint_t) (engine ? rp_bufs_total(engine) : 0),
+                        counters.recv_conns, counters.send_conns,
+                        counters.os_sends, counters.readiness,
+                        counters.spills, counters.preads);
 }
 
 
@@ -1031,6 +2049,7 @@ ngx_io_uring_create_conf(ngx_cycle_t *cycle)
 
     iocf->entries = NGX_CONF_UNSET;
     iocf->fallback = NGX_CONF_UNSET;
+    iocf->completion = NGX_CONF_UNSET;
 
     return iocf;
 }
@@ -1049,6 +2068,7 @@ ngx_io_uring_init_conf(ngx_cycle_t *cycle, void *conf)
 
     ngx_conf_init_value(iocf->entries, 1024);
     ngx_conf_init_value(iocf->fallback, 1);
+    ngx_conf_init_value(iocf->completion, 1);
 
     if (iocf->buffers.num == 0) {
         iocf->buffers.num = 1024;
@@ -1091,3 +2111,65 @@ ngx_io_uring_exit_process(ngx_cycle_t *cycle)
 {
     ngx_io_uring_done(cycle);
 }
+
+
+#if (NGX_IO_URING_HTTP)
+
+static ngx_str_t  ngx_http_io_uring_stats_name = ngx_string("io_uring_stats");
+
+
+static ngx_int_t
+ngx_http_io_uring_add_variables(ngx_conf_t *cf)
+{
+    ngx_http_variable_t  *var;
+
+    var = ngx_http_add_variable(cf, &ngx_http_io_uring_stats_name,
+                                NGX_HTTP_VAR_NOCACHEABLE);
+    if (var == NULL) {
+        return NGX_ERROR;
+    }
+
+    var->get_handler = ngx_http_io_uring_stats_variable;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_io_uring_stats_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    u_char      *p;
+    size_t       len;
+    rp_stats_t   st;
+
+    if (engine == NULL) {
+        v->data = (u_char *) "off";
+        v->len = sizeof("off") - 1;
+
+    } else {
+        len = 640;
+
+        p = ngx_pnalloc(r->pool, len);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        rp_engine_stats(engine, &st);
+
+        v->data = p;
+
+        p += rp_stats_format(&st, (char *) p, len);
+        p = ngx_io_uring_counters_format(p, v->data + len);
+
+        v->len = p - v->data;
+    }
+
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+#endif

@@ -1,6 +1,6 @@
 #!/bin/sh
 # nginx integration suite: runs every case in tests/nginx/t/ once per event
-# mode in $MODES (default "epoll io_uring") against Debian's /usr/sbin/nginx.
+# mode in $MODES (default "epoll io_uring_readiness io_uring_completion") against Debian's /usr/sbin/nginx.
 # Each (case, mode) appends "PASS|FAIL nginx/<case> [<mode>]" to $RP_RESULTS
 # (see scripts/suite.sh); a test file that dies without recording a failure
 # gets one FAIL line of its own.  Full TAP output: build/tests-nginx/prove.log.
@@ -15,7 +15,7 @@ if [ -z "${RP_RESULTS:-}" ]; then
     RP_RESULTS=$out/results
     : > "$RP_RESULTS"
 fi
-export MODES="${MODES:-epoll io_uring}"
+export MODES="${MODES:-epoll io_uring_readiness io_uring_completion}"
 
 # One run at a time: runs share build/tests-nginx/ and their load would
 # skew each other's timing.

@@ -1,5 +1,5 @@
 # tests/nginx/: integration suite against Debian's real nginx 1.22.1, every
-# case once per event mode in $(MODES) (default "epoll io_uring"; the
+# case once per event mode in $(MODES) (default "epoll io_uring_readiness io_uring_completion"; the
 # table of modes is %MODES in tests/nginx/lib/RPNginx.pm).  Perl Test::More
 # under prove, as nginx's own tests; see tests/nginx/run.sh.
 #

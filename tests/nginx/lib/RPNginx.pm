@@ -64,10 +64,27 @@ our %MODES = (
         # the module's per-worker line: "using io_uring: sq 1024, ..."
         notice => qr/\[notice\].*(\busing io_uring\b|io_uring.*\b(in use|using)\b)/i,
     },
+    # issue #6: reads and writes of plain TCP connections through the ring
+    # (the module's default); the notice names the provided buffers
+    io_uring_completion => {
+        main   => 'load_module %%SO%%;',
+        events => 'use io_uring; io_uring_completion on;',
+        so     => $MODULE_SO,
+        ring   => 1,
+        notice => qr/\[notice\].*\busing io_uring:.*\bbuffers\b/i,
+    },
+    # readiness only: multishot polls, nginx's own recv/send
+    io_uring_readiness => {
+        main   => 'load_module %%SO%%;',
+        events => 'use io_uring; io_uring_completion off;',
+        so     => $MODULE_SO,
+        ring   => 1,
+        notice => qr/\[notice\].*\busing io_uring\b/i,
+    },
 );
 
 sub modes {
-    my $list = $ENV{MODES} // 'epoll io_uring';
+    my $list = $ENV{MODES} // 'epoll io_uring_readiness io_uring_completion';
     return grep { length } split /[\s,]+/, $list;
 }
 
