@@ -57,6 +57,7 @@
 #include <sys/types.h>
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -73,6 +74,34 @@
 #include "util-internal.h"
 #include "event2/buffer.h"
 #include "io_uring-internal.h"
+
+/*
+ * Which process owns a ring: fork() runs the child handler, which bumps a
+ * process-wide count, so "same process" is one compare where getpid() would
+ * be a system call on every delete.
+ */
+static unsigned io_uring_forks;
+static pthread_once_t io_uring_forks_once = PTHREAD_ONCE_INIT;
+
+static void
+io_uring_fork_child(void)
+{
+	io_uring_forks++;
+}
+
+static void
+io_uring_forks_register(void)
+{
+	pthread_atfork(NULL, NULL, io_uring_fork_child);
+}
+
+static void
+io_uring_watch_forks(void)
+{
+	pthread_once(&io_uring_forks_once, io_uring_forks_register);
+}
+
+#define io_uring_same_process(iop) ((iop)->forks == io_uring_forks)
 
 static void *io_uring_init(struct event_base *);
 static int io_uring_del(struct event_base *, evutil_socket_t, short, short,
@@ -113,7 +142,7 @@ struct io_uring_fd {
 
 struct io_uringop {
 	rp_engine_t *engine;
-	pid_t pid;		/* the process that created the ring */
+	unsigned forks;		/* io_uring_forks when the ring was made */
 
 	struct io_uring_fd **fds;	/* indexed by fd */
 	int nfds;
@@ -210,7 +239,8 @@ io_uring_init(struct event_base *base)
 		mm_free(iop);
 		return (NULL);
 	}
-	iop->pid = getpid();
+	io_uring_watch_forks();
+	iop->forks = io_uring_forks;
 	if (params.buf_count != RP_NO_BUFFERS) {
 		iop->bufrefs = mm_calloc(rp_bufs_total(iop->engine),
 		    sizeof(*iop->bufrefs));
@@ -365,7 +395,7 @@ io_uring_del(struct event_base *base, evutil_socket_t fd, short old,
 	if ((old & ~events & (EV_READ|EV_WRITE|EV_CLOSED)) != 0 ||
 	    iop->waiting || fd >= iop->nfds || !(st = iop->fds[fd]))
 		return (0);
-	if (st->rf && rp_poll_armed(st->rf) && iop->pid == getpid()) {
+	if (st->rf && rp_poll_armed(st->rf) && io_uring_same_process(iop)) {
 		io_uring_disarm(iop, st);
 		rp_engine_flush(iop->engine);
 	}
@@ -634,7 +664,7 @@ io_uring_dealloc(struct event_base *base)
 	 * parent, cancel every poll by its request and reap the
 	 * cancellations, so that closing the handles needs no cancel by fd
 	 * and destroy has nothing left to wait for. */
-	if (iop->pid == getpid()) {
+	if (io_uring_same_process(iop)) {
 		for (i = 0; i < iop->nfds; ++i)
 			if (iop->fds[i])
 				io_uring_disarm(iop, iop->fds[i]);
@@ -648,7 +678,7 @@ io_uring_dealloc(struct event_base *base)
 		/* Evbuffers still hold provided buffers: the engine and iop
 		 * live on until the last one comes back. */
 		iop->orphaned = 1;
-	} else if (iop->pid != getpid())
+	} else if (!io_uring_same_process(iop))
 		rp_engine_forget(iop->engine);
 	else
 		rp_engine_destroy(iop->engine);
@@ -680,7 +710,7 @@ io_uring_bev_engine_(struct event_base *base)
 	if (!base || base->evsel != &io_uringops)
 		return (NULL);
 	iop = base->evbase;
-	if (!iop->bev || iop->pid != getpid())
+	if (!iop->bev || !io_uring_same_process(iop))
 		return (NULL);
 	return (iop->engine);
 }
@@ -776,13 +806,12 @@ io_uring_buf_cleanup(const void *data, size_t len, void *extra)
 	(void)data;
 	(void)len;
 	/* A child after fork must not hand the parent's ring buffers back
-	 * (its reinit orphaned this iop); getpid only then, it is a system
-	 * call. */
-	if (!iop->orphaned || iop->pid == getpid())
+	 * (its reinit orphaned this iop). */
+	if (!iop->orphaned || io_uring_same_process(iop))
 		rp_buf_release(iop->engine,
 		    (uint32_t)(ref - iop->bufrefs) + 1);
 	if (--iop->nbufrefs == 0 && iop->orphaned) {
-		if (iop->pid == getpid())
+		if (io_uring_same_process(iop))
 			rp_engine_destroy(iop->engine);
 		else
 			rp_engine_forget(iop->engine);
