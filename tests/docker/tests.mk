@@ -4,4 +4,5 @@ TEST_SUITES += docker
 
 .PHONY: test-docker
 test-docker: module
+	@scripts/deps.sh nginx curl python3
 	@scripts/suite.sh docker tests/docker/run.sh
