@@ -631,6 +631,16 @@ t_peers_join(t_peers_t *ps)
     pthread_join(ps->th, NULL);
 }
 
+/* Close *fd if it is open and mark it closed. */
+static inline void
+t_close(int *fd)
+{
+    if (*fd >= 0) {
+        close(*fd);
+        *fd = -1;
+    }
+}
+
 /* ---- engine helpers ----------------------------------------------------- */
 
 /*

@@ -113,15 +113,9 @@ case_control(void)
         EOF_MS);
 
 out:
-    if (fd >= 0) {
-        close(fd);
-    }
-    if (peer >= 0) {
-        close(peer);
-    }
-    if (lfd >= 0) {
-        close(lfd);
-    }
+    t_close(&fd);
+    t_close(&peer);
+    t_close(&lfd);
     if (have_ring) {
         io_uring_queue_exit(&ring);
     }
@@ -223,15 +217,9 @@ close_case(enum armed what, int keep_waiting)
     CHECK(st.fds_open_now == 0, "stats.fds_open_now %u", st.fds_open_now);
 
 out:
-    if (fd >= 0) {
-        close(fd);
-    }
-    if (peer >= 0) {
-        close(peer);
-    }
-    if (lfd >= 0) {
-        close(lfd);
-    }
+    t_close(&fd);
+    t_close(&peer);
+    t_close(&lfd);
     if (e != NULL) {
         rp_engine_destroy(e);
     }
@@ -284,16 +272,10 @@ case_closed_first(void)
 
 out:
     for (i = 0; i < 2; i++) {
-        if (fd[i] >= 0) {
-            close(fd[i]);
-        }
-        if (peer[i] >= 0) {
-            close(peer[i]);
-        }
+        t_close(&fd[i]);
+        t_close(&peer[i]);
     }
-    if (lfd >= 0) {
-        close(lfd);
-    }
+    t_close(&lfd);
     if (e != NULL) {
         rp_engine_destroy(e);
     }
@@ -410,15 +392,9 @@ out:
     if (started) {
         t_peers_join(&ps);
     }
-    if (fd >= 0) {
-        close(fd);
-    }
-    if (peer.fd >= 0) {
-        close(peer.fd);
-    }
-    if (lfd >= 0) {
-        close(lfd);
-    }
+    t_close(&fd);
+    t_close(&peer.fd);
+    t_close(&lfd);
     if (e != NULL) {
         rp_engine_destroy(e);
     }
@@ -528,15 +504,9 @@ flush_timeout_case(int idle)
         idle ? " (wait -1)" : "", ms);
 
 out:
-    if (fd >= 0) {
-        close(fd);
-    }
-    if (peer >= 0) {
-        close(peer);
-    }
-    if (lfd >= 0) {
-        close(lfd);
-    }
+    t_close(&fd);
+    t_close(&peer);
+    t_close(&lfd);
     if (e != NULL) {
         rp_engine_destroy(e);
     }
@@ -631,15 +601,9 @@ out:
     if (started) {
         t_peers_join(&ps);
     }
-    if (fd >= 0) {
-        close(fd);
-    }
-    if (peer.fd >= 0) {
-        close(peer.fd);
-    }
-    if (lfd >= 0) {
-        close(lfd);
-    }
+    t_close(&fd);
+    t_close(&peer.fd);
+    t_close(&lfd);
     if (e != NULL) {
         rp_engine_destroy(e);
     }
@@ -741,15 +705,9 @@ out:
     if (started) {
         t_peers_join(&ps);
     }
-    if (fd >= 0) {
-        close(fd);
-    }
-    if (peer.fd >= 0) {
-        close(peer.fd);
-    }
-    if (lfd >= 0) {
-        close(lfd);
-    }
+    t_close(&fd);
+    t_close(&peer.fd);
+    t_close(&lfd);
     if (e != NULL) {
         rp_engine_destroy(e);
     }
@@ -832,16 +790,10 @@ case_close_in_callback(void)
 
 out:
     for (i = 0; i < NX; i++) {
-        if (xfd[i] >= 0) {
-            close(xfd[i]);
-        }
-        if (xpeer[i] >= 0) {
-            close(xpeer[i]);
-        }
+        t_close(&xfd[i]);
+        t_close(&xpeer[i]);
     }
-    if (lfd >= 0) {
-        close(lfd);
-    }
+    t_close(&lfd);
     if (xe != NULL) {
         rp_engine_destroy(xe);
     }
@@ -925,16 +877,10 @@ case_destroy_busy(void)
 
 out:
     for (i = 0; i < NX; i++) {
-        if (xfd[i] >= 0) {
-            close(xfd[i]);
-        }
-        if (xpeer[i] >= 0) {
-            close(xpeer[i]);
-        }
+        t_close(&xfd[i]);
+        t_close(&xpeer[i]);
     }
-    if (lfd >= 0) {
-        close(lfd);
-    }
+    t_close(&lfd);
     if (e != NULL) {
         rp_engine_destroy(e);
     }

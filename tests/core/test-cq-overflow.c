@@ -77,12 +77,8 @@ cleanup(void)
             rp_fd_close(eng, conns[i].f, 0);
         }
         conns[i].closed = 1;
-        if (conns[i].fd >= 0) {
-            close(conns[i].fd);
-        }
-        if (conns[i].peer >= 0) {
-            close(conns[i].peer);
-        }
+        t_close(&conns[i].fd);
+        t_close(&conns[i].peer);
     }
     if (eng != NULL) {
         rp_engine_destroy(eng);
@@ -165,9 +161,7 @@ case_polls(void)
 
 out:
     cleanup();
-    if (lfd >= 0) {
-        close(lfd);
-    }
+    t_close(&lfd);
 }
 
 static int
@@ -284,9 +278,7 @@ out:
             close(peers[i].fd);
         }
     }
-    if (lfd >= 0) {
-        close(lfd);
-    }
+    t_close(&lfd);
 }
 
 int

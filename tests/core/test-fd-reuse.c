@@ -196,21 +196,11 @@ case_reuse(void)
         (unsigned long long) st.stale, (unsigned long long) st.cancels);
 
 out:
-    if (fa >= 0) {
-        close(fa);
-    }
-    if (fb >= 0) {
-        close(fb);
-    }
-    if (pa >= 0) {
-        close(pa);
-    }
-    if (pb >= 0) {
-        close(pb);
-    }
-    if (lfd >= 0) {
-        close(lfd);
-    }
+    t_close(&fa);
+    t_close(&fb);
+    t_close(&pa);
+    t_close(&pb);
+    t_close(&lfd);
     if (eng != NULL) {
         rp_engine_destroy(eng);
     }
@@ -350,21 +340,11 @@ case_reuse_in_callback(void)
 
 out:
     hook = NULL;
-    if (cx.fa >= 0) {
-        close(cx.fa);
-    }
-    if (cx.fb >= 0) {
-        close(cx.fb);
-    }
-    if (pa >= 0) {
-        close(pa);
-    }
-    if (pb >= 0) {
-        close(pb);
-    }
-    if (cx.lfd >= 0) {
-        close(cx.lfd);
-    }
+    t_close(&cx.fa);
+    t_close(&cx.fb);
+    t_close(&pa);
+    t_close(&pb);
+    t_close(&cx.lfd);
     if (eng != NULL) {
         rp_engine_destroy(eng);
     }
@@ -459,21 +439,11 @@ case_reuse_poll(void)
     }
 
 out:
-    if (fa >= 0) {
-        close(fa);
-    }
-    if (fb >= 0) {
-        close(fb);
-    }
-    if (pa >= 0) {
-        close(pa);
-    }
-    if (pb >= 0) {
-        close(pb);
-    }
-    if (lfd >= 0) {
-        close(lfd);
-    }
+    t_close(&fa);
+    t_close(&fb);
+    t_close(&pa);
+    t_close(&pb);
+    t_close(&lfd);
     if (e != NULL) {
         rp_engine_destroy(e);
     }

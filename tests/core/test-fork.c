@@ -137,15 +137,9 @@ out:
     if (c.f != NULL && eng != NULL) {
         rp_fd_close(eng, c.f, 0);
     }
-    if (fd >= 0) {
-        close(fd);
-    }
-    if (peer >= 0) {
-        close(peer);
-    }
-    if (lfd >= 0) {
-        close(lfd);
-    }
+    t_close(&fd);
+    t_close(&peer);
+    t_close(&lfd);
     if (eng != NULL) {
         rp_engine_destroy(eng);
     }

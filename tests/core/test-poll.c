@@ -72,15 +72,9 @@ teardown(fixture_t *x)
         rp_fd_close(x->e, x->c.f, 0);
         x->c.closed = 1;
     }
-    if (x->fd >= 0) {
-        close(x->fd);
-    }
-    if (x->peer >= 0) {
-        close(x->peer);
-    }
-    if (x->lfd >= 0) {
-        close(x->lfd);
-    }
+    t_close(&x->fd);
+    t_close(&x->peer);
+    t_close(&x->lfd);
     if (x->e != NULL) {
         rp_engine_destroy(x->e);
     }
@@ -357,12 +351,8 @@ out:
         rp_fd_close(e, c.f, 0);
         c.closed = 1;
     }
-    if (p[0] >= 0) {
-        close(p[0]);
-    }
-    if (p[1] >= 0) {
-        close(p[1]);
-    }
+    t_close(&p[0]);
+    t_close(&p[1]);
     if (e != NULL) {
         rp_engine_destroy(e);
     }
@@ -451,15 +441,9 @@ out:
     if (b.c.f != NULL) {
         rp_fd_close(e, b.c.f, 0);
     }
-    if (fd >= 0) {
-        close(fd);
-    }
-    if (peer >= 0) {
-        close(peer);
-    }
-    if (lfd >= 0) {
-        close(lfd);
-    }
+    t_close(&fd);
+    t_close(&peer);
+    t_close(&lfd);
     if (e != NULL) {
         rp_engine_destroy(e);
     }

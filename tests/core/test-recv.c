@@ -333,16 +333,10 @@ out:
         t_peers_join(&ps);
     }
     for (i = 0; i < n; i++) {
-        if (conns[i].fd >= 0) {
-            close(conns[i].fd);
-        }
-        if (peers[i].fd >= 0) {
-            close(peers[i].fd);
-        }
+        t_close(&conns[i].fd);
+        t_close(&peers[i].fd);
     }
-    if (lfd >= 0) {
-        close(lfd);
-    }
+    t_close(&lfd);
     if (e != NULL) {
         rp_engine_destroy(e);
     }
@@ -497,16 +491,10 @@ out:
         if (conns[i].f != NULL && tog_e != NULL) {
             rp_fd_close(tog_e, conns[i].f, 0);
         }
-        if (conns[i].fd >= 0) {
-            close(conns[i].fd);
-        }
-        if (peers[i].fd >= 0) {
-            close(peers[i].fd);
-        }
+        t_close(&conns[i].fd);
+        t_close(&peers[i].fd);
     }
-    if (lfd >= 0) {
-        close(lfd);
-    }
+    t_close(&lfd);
     if (tog_e != NULL) {
         rp_engine_destroy(tog_e);
     }
@@ -597,15 +585,9 @@ out:
     if (c->f != NULL && e != NULL) {
         rp_fd_close(e, c->f, 0);
     }
-    if (c->fd >= 0) {
-        close(c->fd);
-    }
-    if (peer.fd >= 0) {
-        close(peer.fd);
-    }
-    if (lfd >= 0) {
-        close(lfd);
-    }
+    t_close(&c->fd);
+    t_close(&peer.fd);
+    t_close(&lfd);
     if (e != NULL) {
         rp_engine_destroy(e);
     }
@@ -709,15 +691,9 @@ out:
     if (c->f != NULL && e != NULL) {
         rp_fd_close(e, c->f, 0);
     }
-    if (c->fd >= 0) {
-        close(c->fd);
-    }
-    if (peer >= 0) {
-        close(peer);
-    }
-    if (lfd >= 0) {
-        close(lfd);
-    }
+    t_close(&c->fd);
+    t_close(&peer);
+    t_close(&lfd);
     if (e != NULL) {
         rp_engine_destroy(e);
     }

@@ -264,15 +264,9 @@ out:
     if (c.f != NULL && eng != NULL) {
         rp_fd_close(eng, c.f, 0);
     }
-    if (fd >= 0) {
-        close(fd);
-    }
-    if (peer.fd >= 0) {
-        close(peer.fd);
-    }
-    if (lfd >= 0) {
-        close(lfd);
-    }
+    t_close(&fd);
+    t_close(&peer.fd);
+    t_close(&lfd);
     if (eng != NULL) {
         rp_engine_destroy(eng);
     }
@@ -345,15 +339,9 @@ out:
     if (c.f != NULL && eng != NULL) {
         rp_fd_close(eng, c.f, 0);
     }
-    if (fd >= 0) {
-        close(fd);
-    }
-    if (peer >= 0) {
-        close(peer);
-    }
-    if (lfd >= 0) {
-        close(lfd);
-    }
+    t_close(&fd);
+    t_close(&peer);
+    t_close(&lfd);
     if (eng != NULL) {
         rp_engine_destroy(eng);
     }

@@ -174,15 +174,9 @@ out:
     if (c.f != NULL && !c.closed) {
         rp_fd_close(e, c.f, 0);
     }
-    if (fd >= 0) {
-        close(fd);
-    }
-    if (peer >= 0) {
-        close(peer);
-    }
-    if (lfd >= 0) {
-        close(lfd);
-    }
+    t_close(&fd);
+    t_close(&peer);
+    t_close(&lfd);
     if (e != NULL) {
         rp_engine_destroy(e);
     }

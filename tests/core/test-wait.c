@@ -189,16 +189,10 @@ out:
             rp_fd_close(eng, conns[i].f, 0);
         }
         conns[i].closed = 1;
-        if (conns[i].fd >= 0) {
-            close(conns[i].fd);
-        }
-        if (conns[i].peer >= 0) {
-            close(conns[i].peer);
-        }
+        t_close(&conns[i].fd);
+        t_close(&conns[i].peer);
     }
-    if (lfd >= 0) {
-        close(lfd);
-    }
+    t_close(&lfd);
     if (eng != NULL) {
         rp_engine_destroy(eng);
     }
@@ -264,15 +258,9 @@ out:
     if (c.f != NULL && eng != NULL) {
         rp_fd_close(eng, c.f, 0);
     }
-    if (c.fd >= 0) {
-        close(c.fd);
-    }
-    if (peer >= 0) {
-        close(peer);
-    }
-    if (lfd >= 0) {
-        close(lfd);
-    }
+    t_close(&c.fd);
+    t_close(&peer);
+    t_close(&lfd);
     if (eng != NULL) {
         rp_engine_destroy(eng);
     }
@@ -337,15 +325,9 @@ out:
     if (c.f != NULL && eng != NULL) {
         rp_fd_close(eng, c.f, 0);
     }
-    if (c.fd >= 0) {
-        close(c.fd);
-    }
-    if (peer >= 0) {
-        close(peer);
-    }
-    if (lfd >= 0) {
-        close(lfd);
-    }
+    t_close(&c.fd);
+    t_close(&peer);
+    t_close(&lfd);
     if (eng != NULL) {
         rp_engine_destroy(eng);
     }
@@ -455,15 +437,9 @@ out:
     if (c.f != NULL && eng != NULL) {
         rp_fd_close(eng, c.f, 0);
     }
-    if (c.fd >= 0) {
-        close(c.fd);
-    }
-    if (peer >= 0) {
-        close(peer);
-    }
-    if (lfd >= 0) {
-        close(lfd);
-    }
+    t_close(&c.fd);
+    t_close(&peer);
+    t_close(&lfd);
     if (eng != NULL) {
         rp_engine_destroy(eng);
     }
