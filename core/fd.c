@@ -19,6 +19,8 @@
 #include "uring-int.h"
 
 #define RP_SEG_MIN_CAP   16384
+#define RP_SEG_CACHE     64      /* copy segments kept for reuse: 1 MiB */
+#define RP_REF_CACHE     256     /* reference segments kept for reuse */
 #define RP_SEND_FLAGS    (MSG_NOSIGNAL | MSG_WAITALL)
 
 static void rp_fd_maybe_free(rp_engine_t *e, rp_fd_t *f);
@@ -776,13 +778,77 @@ rp_buf_release(rp_engine_t *e, uint32_t token)
 
 /* ---- send --------------------------------------------------------------- */
 
+/*
+ * Segments are allocated on every send of every connection: the freed ones
+ * are kept for the next (a 16 KiB malloc/free pair per response cost about
+ * 5% of an nginx worker's CPU on return-200).
+ */
+static rp_seg_t *
+rp_seg_new(rp_engine_t *e, size_t cap)
+{
+    rp_seg_t  *s;
+
+    if (cap == RP_SEG_MIN_CAP && e->seg_cache != NULL) {
+        s = e->seg_cache;
+        e->seg_cache = s->next;
+        e->seg_cached--;
+
+    } else if (cap == 0 && e->ref_cache != NULL) {
+        s = e->ref_cache;
+        e->ref_cache = s->next;
+        e->ref_cached--;
+
+    } else {
+        s = malloc(sizeof(rp_seg_t) + cap);
+        if (s == NULL) {
+            return NULL;
+        }
+    }
+
+    memset(s, 0, sizeof(*s));
+    s->cap = cap;
+    s->owned = cap > 0;
+    s->base = s->data;
+    return s;
+}
+
 static void
-rp_seg_release(rp_seg_t *s)
+rp_seg_release(rp_engine_t *e, rp_seg_t *s)
 {
     if (s->done != NULL) {
         s->done(s->arg);
     }
-    free(s);
+
+    if (s->cap == RP_SEG_MIN_CAP && e->seg_cached < RP_SEG_CACHE) {
+        s->next = e->seg_cache;
+        e->seg_cache = s;
+        e->seg_cached++;
+
+    } else if (s->cap == 0 && e->ref_cached < RP_REF_CACHE) {
+        s->next = e->ref_cache;
+        e->ref_cache = s;
+        e->ref_cached++;
+
+    } else {
+        free(s);
+    }
+}
+
+static void
+rp_seg_cache_free(rp_engine_t *e)
+{
+    rp_seg_t  *s;
+
+    while ((s = e->seg_cache) != NULL) {
+        e->seg_cache = s->next;
+        free(s);
+    }
+    while ((s = e->ref_cache) != NULL) {
+        e->ref_cache = s->next;
+        free(s);
+    }
+    e->seg_cached = 0;
+    e->ref_cached = 0;
 }
 
 static void
@@ -790,13 +856,12 @@ rp_sq_drop(rp_engine_t *e, rp_fd_t *f, bool call_done)
 {
     rp_seg_t  *s, *next;
 
-    (void) e;
     for (s = f->sq_head; s != NULL; s = next) {
         next = s->next;
         if (!call_done) {
             s->done = NULL;
         }
-        rp_seg_release(s);
+        rp_seg_release(e, s);
     }
     f->sq_head = NULL;
     f->sq_tail = NULL;
@@ -862,14 +927,10 @@ rp_send(rp_engine_t *e, rp_fd_t *f, const struct iovec *iov, int iovcnt,
                 room = (s != NULL && s->owned) ? s->cap - s->len : 0;
                 if (room == 0) {
                     cap = total < RP_SEG_MIN_CAP ? RP_SEG_MIN_CAP : total;
-                    s = malloc(sizeof(rp_seg_t) + cap);
+                    s = rp_seg_new(e, cap);
                     if (s == NULL) {
                         return -ENOMEM;
                     }
-                    memset(s, 0, sizeof(*s));
-                    s->owned = 1;
-                    s->cap = cap;
-                    s->base = s->data;
                     rp_seg_append(f, s);
                     room = cap;
                 }
@@ -892,7 +953,7 @@ rp_send(rp_engine_t *e, rp_fd_t *f, const struct iovec *iov, int iovcnt,
             if (iov[i].iov_len == 0) {
                 continue;
             }
-            s = calloc(1, sizeof(rp_seg_t));
+            s = rp_seg_new(e, 0);
             if (s == NULL) {
                 return -ENOMEM;
             }
@@ -1000,7 +1061,7 @@ rp_sq_advance(rp_fd_t *f, size_t n)
             if (f->sq_head == NULL) {
                 f->sq_tail = NULL;
             }
-            rp_seg_release(s);
+            rp_seg_release(f->e, s);
         }
     }
 }
@@ -1098,4 +1159,5 @@ rp_fd_drop_all(rp_engine_t *e, bool call_done)
     e->rearm = NULL;
     e->flushing = NULL;
     e->st.flushing_now = 0;
+    rp_seg_cache_free(e);
 }

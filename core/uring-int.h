@@ -144,6 +144,10 @@ struct rp_engine {
     rp_fd_t        *dirty;       /* fds with bytes to send, none in flight */
     rp_fd_t        *rearm;       /* multishot ops the kernel ended */
     rp_fd_t        *flushing;    /* closed fds still sending */
+    rp_seg_t       *seg_cache;   /* freed copy segments, for reuse */
+    rp_seg_t       *ref_cache;   /* freed reference segments */
+    unsigned        seg_cached;
+    unsigned        ref_cached;
     unsigned        flush_timeout_ms;
     uint32_t        next_gen;
     unsigned        ops_live;    /* ops the kernel has not finished */
