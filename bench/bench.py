@@ -103,12 +103,13 @@ VARIANTS = [
     ("libevent", "epoll", ["http", "echo"]),
     ("libevent", "io_uring", ["http", "echo"]),
     ("libevent", "io_uring-compl", ["http", "echo"]),
-    ("minimal", "epoll", ["ret200"]),
-    ("minimal", "io_uring", ["ret200"]),
+    ("minimal", "epoll", ["ret200", "echo"]),
+    ("minimal", "io_uring", ["ret200", "echo"]),
 ]
 # CPU/req against the floor only where the work is the floor's: one tiny
-# response per request.
-FLOOR_COMPARABLE = ("ret200", "http")
+# response per request (the ret200 floor), or one echoed message (the echo
+# floor).
+FLOOR_OF = {"ret200": "ret200", "http": "ret200", "echo": "echo"}
 
 
 def log(msg):
@@ -398,9 +399,10 @@ class Server:
 
 
 class Minimal(Server):
-    def start(self):
+    def start(self, workload="ret200"):
         name = "floor_epoll" if self.mode == "epoll" else "ceiling_uring"
-        self._start_printing([os.path.join(BIN, name)])
+        self._start_printing([os.path.join(BIN, name), "0"] +
+                             (["echo"] if workload == "echo" else []))
 
 
 class Libevent(Server):
@@ -622,7 +624,7 @@ def parse_client(workload, out):
 
 def start_server(group, mode, workload):
     srv = make_server(group, mode)
-    if group == "libevent":
+    if group in ("libevent", "minimal"):
         srv.start(workload)
     else:
         srv.start()
@@ -910,6 +912,20 @@ def med(runs, key):
     return statistics.median(vals) if vals else None
 
 
+def paired_ratio(row, ref, key):
+    """The median over rounds of row's value over ref's in the same round.
+
+    Rounds are interleaved, so a round's runs of two modes are seconds
+    apart and share whatever else the machine was doing; the ratio of two
+    medians mixes rounds and is noisier on a shared machine."""
+    mine = {r["round"]: r[key] for r in row["good"]
+            if r.get(key) and "round" in r}
+    theirs = {r["round"]: r[key] for r in ref["good"]
+              if r.get(key) and "round" in r}
+    both = [mine[k] / theirs[k] for k in mine if k in theirs]
+    return statistics.median(both) if both else None
+
+
 def summarize(rows):
     """Per row: medians and ranges over the good runs."""
     for row in rows.values():
@@ -949,16 +965,18 @@ def table(rows):
             continue
         base = rows.get((group, VARIANTS_BY_GROUP[group][0], workload,
                          conns))
-        floor = rows.get(("minimal", "epoll", "ret200", conns))
+        floor = rows.get(("minimal", "epoll", FLOOR_OF.get(workload),
+                          conns))
 
         def ratio(key, ref):
             if ref is None or ref is row or ref["na"] or not ref.get(key) \
                     or row.get(key) is None:
                 return "-" if ref is row else "n/a"
-            return f"{row[key] / ref[key]:.2f}"
+            paired = paired_ratio(row, ref, key)
+            return f"{paired if paired else row[key] / ref[key]:.2f}"
 
         x_floor = ratio("cpu_us_req", floor) \
-            if workload in FLOOR_COMPARABLE else "-"
+            if workload in FLOOR_OF else "-"
         if group == "minimal" and mode == "epoll":
             x_floor = "-"
         failed = [r["error"] for r in row["runs"] if "error" in r]
@@ -1091,8 +1109,11 @@ def header(rows, sc_method, started):
         f" nginx upstream keepalive {UP_KEEPALIVE}), pinned to CPU 0; its CPU"
         " is not counted",
         "- x epoll: against the same server's epoll row at the same workload"
-        " and conns; x floor: CPU/req against the minimal epoll responder"
-        " (one tiny response per request only)",
+        " and conns, the median of the per-round ratios (each round's runs"
+        " of a cell are seconds apart); x floor: CPU/req against the minimal"
+        " epoll server doing the same work (one tiny HTTP response per"
+        " request: the ret200 floor; one echoed message: the echo floor),"
+        " paired by round too",
         f"- client CPU %: utime+stime of the load client over wall time;"
         f" >= {CLIENT_BOUND_PCT:.0f}% is flagged client-bound",
     ]
@@ -1292,6 +1313,7 @@ def main():
                     log(f"bench: [{n}/{total}] round {rnd + 1} "
                         f"{row_id(g, m, w)} c={c}")
                     res = measure_once(g, m, w, c)
+                    res["round"] = rnd
                     if QUICK and not res.get("requests") \
                             and not res.get("crash"):
                         # A smoke run must not fail because another job
@@ -1301,6 +1323,7 @@ def main():
                             ", retrying once")
                         row["runs"].append(res)
                         res = measure_once(g, m, w, c)
+                        res["round"] = rnd
                         res["retried"] = True
                     row["runs"].append(res)
                     if "error" in res:

@@ -11,7 +11,13 @@
  * kernel in the next io_uring_submit_and_wait_timeout, the only enter of a
  * pass unless the SQ fills.
  *
- * Usage: ceiling_uring [port]   (0 or none: the kernel picks one)
+ * With "echo" as the second argument it is the do-nothing echo server
+ * instead, the ceiling of the ping-pong rows: received bytes are copied to
+ * the connection's echo buffer (ECHO_MAX; a connection that overruns it is
+ * closed, which ping-pong never does) and sent from there, one SEND in
+ * flight.
+ *
+ * Usage: ceiling_uring [port [echo]]   (port 0 or none: the kernel picks one)
  * Prints "port=N method=io_uring flags=..." once listening; on SIGTERM or
  * SIGINT prints "passes=N cqes=N enobufs=N accepts=N" on stderr and exits.
  */
@@ -37,6 +43,7 @@
 #define BUF_SIZE    4096
 #define BGID        1
 #define MAX_FDS     65536
+#define ECHO_MAX    262144
 
 enum { OP_ACCEPT = 1, OP_RECV, OP_SEND };
 
@@ -45,6 +52,7 @@ struct conn {
     unsigned    match;
     size_t      owed;
     size_t      sent;
+    char       *echo;       /* echo mode: bytes [0, owed) to send back */
     unsigned    open:1;
     unsigned    recv_armed:1;
     unsigned    sending:1;
@@ -59,6 +67,7 @@ static int                       buf_returned;
 static struct conn              *conns;
 static uint32_t                  next_gen;
 static int                       lfd;
+static int                       echo_mode;
 static unsigned long             n_passes, n_cqes, n_enobufs, n_accepts;
 
 static void
@@ -122,7 +131,11 @@ queue_send(int fd, struct conn *c)
         n = c->owed;
     }
     sqe = get_sqe();
-    io_uring_prep_send(sqe, fd, resp_batch + off, n, MSG_NOSIGNAL);
+    if (c->echo != NULL) {
+        io_uring_prep_send(sqe, fd, c->echo, c->owed, MSG_NOSIGNAL);
+    } else {
+        io_uring_prep_send(sqe, fd, resp_batch + off, n, MSG_NOSIGNAL);
+    }
     io_uring_sqe_set_data64(sqe, mkdata(OP_SEND, c->gen, fd));
     c->sending = 1;
 }
@@ -144,6 +157,8 @@ conn_close(int fd, struct conn *c)
     }
     c->open = 0;
     close(fd);
+    free(c->echo);
+    c->echo = NULL;
 }
 
 static void
@@ -172,6 +187,10 @@ on_accept(struct io_uring_cqe *cqe)
     }
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     memset(&conns[fd], 0, sizeof(conns[fd]));
+    if (echo_mode && (conns[fd].echo = malloc(ECHO_MAX)) == NULL) {
+        close(fd);
+        return;
+    }
     conns[fd].gen = ++next_gen;
     conns[fd].open = 1;
     arm_recv(fd, &conns[fd]);
@@ -183,7 +202,19 @@ on_recv(struct io_uring_cqe *cqe, int fd, struct conn *c)
     if (cqe->flags & IORING_CQE_F_BUFFER) {
         unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
 
-        if (cqe->res > 0 && !c->closing) {
+        if (cqe->res > 0 && !c->closing && c->echo != NULL) {
+            if (c->owed + (size_t) cqe->res > ECHO_MAX) {
+                fprintf(stderr, "ceiling_uring: fd %d overran its echo "
+                        "buffer, closing it\n", fd);
+                buf_return(bid);
+                conn_close(fd, c);
+                return;
+            }
+            memcpy(c->echo + c->owed, bufs + (size_t) bid * BUF_SIZE,
+                   (size_t) cqe->res);
+            c->owed += (size_t) cqe->res;
+
+        } else if (cqe->res > 0 && !c->closing) {
             c->owed += resp_len * count_requests(&c->match,
                                                  bufs + (size_t) bid * BUF_SIZE,
                                                  (size_t) cqe->res);
@@ -218,6 +249,10 @@ on_send(struct io_uring_cqe *cqe, int fd, struct conn *c)
     }
     c->owed -= (size_t) cqe->res;
     c->sent += (size_t) cqe->res;
+    if (c->echo != NULL && c->owed > 0) {
+        /* what arrived while the send was in flight moves to the front */
+        memmove(c->echo, c->echo + cqe->res, c->owed);
+    }
     queue_send(fd, c);
 }
 
@@ -314,6 +349,7 @@ main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     resp_init();
+    echo_mode = argc > 2 && strcmp(argv[2], "echo") == 0;
     conns = calloc(MAX_FDS, sizeof(*conns));
     lfd = listen_loopback(argc > 1 ? atoi(argv[1]) : 0, &port);
     if (conns == NULL || lfd < 0) {

@@ -8,7 +8,12 @@
  * terminator, carried across reads, so pipelining works; bodies are not
  * expected.  A response the socket cannot take whole waits for EPOLLOUT.
  *
- * Usage: floor_epoll [port]   (0 or none: the kernel picks one)
+ * With "echo" as the second argument it is the do-nothing echo server
+ * instead, the floor of the ping-pong rows: every byte read is written
+ * back, in order; a connection stops reading while ECHO_MAX bytes wait to
+ * be written.
+ *
+ * Usage: floor_epoll [port [echo]]   (port 0 or none: the kernel picks one)
  * Prints "port=N method=epoll" on stdout once listening, then runs until
  * SIGTERM or SIGINT.
  */
@@ -26,17 +31,20 @@
 #include "responder.h"
 
 #define MAX_EVENTS 256
+#define ECHO_MAX   65536
 
 struct conn {
     unsigned    match;      /* bytes of "\r\n\r\n" matched so far */
     size_t      owed;       /* response bytes not yet written */
     size_t      sent;       /* response bytes written in all */
-    int         want_out;
+    unsigned    mask;       /* epoll events registered */
+    char       *echo;       /* echo mode: the owed bytes, ECHO_MAX room */
 };
 
 static volatile sig_atomic_t stop;
 static struct conn          *conns;
 static int                   nconns;
+static int                   echo_mode;
 
 static void
 on_signal(int sig)
@@ -50,12 +58,16 @@ conn_close(int ep, int fd)
 {
     epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
     close(fd);
+    free(conns[fd].echo);
+    conns[fd].echo = NULL;
 }
 
 /* Write what is owed; returns -1 when the connection must be closed. */
 static int
 conn_flush(int ep, int fd, struct conn *c)
 {
+    unsigned  mask;
+
     while (c->owed > 0) {
         size_t  off = c->sent % resp_len;
         size_t  n = resp_batch_len - off;
@@ -64,7 +76,11 @@ conn_flush(int ep, int fd, struct conn *c)
         if (n > c->owed) {
             n = c->owed;
         }
-        w = send(fd, resp_batch + off, n, MSG_NOSIGNAL);
+        if (c->echo != NULL) {
+            w = send(fd, c->echo, c->owed, MSG_NOSIGNAL);
+        } else {
+            w = send(fd, resp_batch + off, n, MSG_NOSIGNAL);
+        }
         if (w < 0) {
             if (errno == EAGAIN) {
                 break;
@@ -73,13 +89,18 @@ conn_flush(int ep, int fd, struct conn *c)
         }
         c->owed -= (size_t) w;
         c->sent += (size_t) w;
+        if (c->echo != NULL && c->owed > 0) {
+            memmove(c->echo, c->echo + w, c->owed);
+        }
     }
 
-    if ((c->owed > 0) != c->want_out) {
-        struct epoll_event ev = { .data.fd = fd };
+    /* a full echo buffer stops reading until it drains */
+    mask = (c->echo != NULL && c->owed == ECHO_MAX ? 0 : EPOLLIN)
+           | (c->owed > 0 ? EPOLLOUT : 0);
+    if (mask != c->mask) {
+        struct epoll_event ev = { .events = mask, .data.fd = fd };
 
-        c->want_out = c->owed > 0;
-        ev.events = EPOLLIN | (c->want_out ? EPOLLOUT : 0);
+        c->mask = mask;
         if (epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev) < 0) {
             return -1;
         }
@@ -92,6 +113,21 @@ conn_read(int ep, int fd, struct conn *c)
 {
     char    buf[16384];
     ssize_t n;
+
+    if (c->echo != NULL) {
+        if (c->owed == ECHO_MAX) {
+            return 0;
+        }
+        n = recv(fd, c->echo + c->owed, ECHO_MAX - c->owed, 0);
+        if (n == 0) {
+            return -1;
+        }
+        if (n < 0) {
+            return errno == EAGAIN ? 0 : -1;
+        }
+        c->owed += (size_t) n;
+        return conn_flush(ep, fd, c);
+    }
 
     do {
         n = recv(fd, buf, sizeof(buf), 0);
@@ -125,6 +161,11 @@ do_accept(int ep, int lfd)
         }
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         memset(&conns[fd], 0, sizeof(conns[fd]));
+        conns[fd].mask = EPOLLIN;
+        if (echo_mode && (conns[fd].echo = malloc(ECHO_MAX)) == NULL) {
+            close(fd);
+            continue;
+        }
         ev.data.fd = fd;
         if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
             close(fd);
@@ -145,6 +186,7 @@ main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     resp_init();
+    echo_mode = argc > 2 && strcmp(argv[2], "echo") == 0;
     nconns = 65536;
     conns = calloc((size_t) nconns, sizeof(*conns));
     lfd = listen_loopback(argc > 1 ? atoi(argv[1]) : 0, &port);
