@@ -73,6 +73,7 @@ CONNS = [int(c) for c in env_list("BENCH_CONNS", ["16"] if QUICK
 WARMUP = env_int("BENCH_WARMUP", 0 if QUICK else 1)
 SYSCALL_SECS = env_int("BENCH_SYSCALL_DURATION", 1 if QUICK else 3)
 SYSCALLS = os.environ.get("BENCH_SYSCALLS", "perf")
+PROFILE = env_int("BENCH_PROFILE", 0)
 DO_BUILD = env_int("BENCH_BUILD", 0 if QUICK else 1)
 BASELINE = env_int("BENCH_BASELINE", 1)
 ROW_FILTER = env_list("BENCH_ROWS", [])
@@ -821,6 +822,96 @@ def syscall_pass(method, group, mode, workload, conns):
         srv.stop()
 
 
+# CPU profile pass (BENCH_PROFILE=1): where a server's CPU goes, by symbol.
+# What an event mechanism itself costs: the system call entry and exit,
+# epoll, and the read/write/ioctl system calls' own layers above the socket
+# (io_uring's counterpart is its own io_* functions and task work).  What
+# every mode pays alike is the rest of the kernel: TCP, IP, loopback,
+# softirq, the scheduler, memory.
+SPLIT_SYSCALL = re.compile(
+    r"^(entry_SYSCALL|do_syscall_64|syscall_exit|__x64_sys_|__sys_|__do_sys_"
+    r"|ksys_|do_epoll|ep_|epoll|vfs_(read|write)v|do_(read|write)v"
+    r"|do_iter_readv|sock_(read|write)_iter|sock_poll|tcp_poll|fdget|fput"
+    r"|__fget|import_iovec|copy_iovec|rw_verify|do_vfs_ioctl|sock_ioctl"
+    r"|inet_ioctl|tcp_ioctl|syscall_)")
+SPLIT_URING = re.compile(r"^(__)?io_|io_uring|^llist_reverse_order$|^fget$"
+                         r"|^task_work_run$|^tctx_task_work")
+SPLIT_KEYS = ("user", "syscall", "uring", "kernel")
+
+
+def split_samples(report):
+    """Percentages per SPLIT_KEYS from `perf report --sort dso,sym`."""
+    split = dict.fromkeys(SPLIT_KEYS, 0.0)
+    for line in report.splitlines():
+        m = re.match(r"\s*([\d.]+)%\s+(\S+)\s+\[([k.])\]\s+(\S+)", line)
+        if not m:
+            continue
+        pct, dso, kind, sym = float(m[1]), m[2], m[3], m[4]
+        if kind != "k" or not dso.startswith("[kernel"):
+            split["user"] += pct
+        elif SPLIT_URING.search(sym):
+            split["uring"] += pct
+        elif SPLIT_SYSCALL.search(sym):
+            split["syscall"] += pct
+        else:
+            split["kernel"] += pct
+    return split
+
+
+def profile_pass(group, mode, workload, conns):
+    """A separate run under `perf record -e cpu-clock` of the server's
+    processes: the split of its samples (SPLIT_KEYS), or {"why": ...}."""
+    srv = start_server(group, mode, workload)
+    data = os.path.join(srv.logdir, "perf.data")
+    try:
+        pids = ",".join(str(p) for p in srv.pids())
+        client = spawn(load_argv(workload, srv.port, conns,
+                                 SYSCALL_SECS + 2), CLIENT_CPU,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(1.0)
+        r = sh(["perf", "record", "-q", "-e", "cpu-clock", "-F", "2999",
+                "-o", data, "-p", pids, "--", "sleep", str(SYSCALL_SECS)],
+               timeout=SYSCALL_SECS + 30)
+        stop(client)
+        if r.returncode != 0 or srv.crashed():
+            return {"why": srv.crashed() or
+                    f"perf record failed: {r.stderr.strip()[:80]}"}
+        r = sh(["perf", "report", "-i", data, "--no-children", "--stdio",
+                "--sort", "dso,sym", "-g", "none"], timeout=120)
+        split = split_samples(r.stdout)
+        if sum(split.values()) < 50:
+            return {"why": "perf report gave no samples"}
+        return split
+    finally:
+        srv.stop()
+
+
+def split_table(rows):
+    """Where each profiled row's CPU per request goes."""
+    lines = ["| server | mode | workload | conns | CPU us/req | user |"
+             " event syscalls | io_uring | rest of kernel |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for (group, mode, workload, conns), row in rows.items():
+        sp = row.get("split")
+        if not sp:
+            continue
+        if "why" in sp:
+            lines.append(f"| {group} | {mode} | {workload} | {conns} | - |"
+                         f" n/a ({sp['why']}) | | | |")
+            continue
+        tot = sum(sp[k] for k in SPLIT_KEYS) or 1.0
+        cpu = row.get("cpu_us_req")
+
+        def cell(k):
+            share = sp[k] / tot
+            us = f" ({share * cpu:.2f})" if cpu else ""
+            return f"{100 * share:.1f}%{us}"
+        lines.append(f"| {group} | {mode} | {workload} | {conns} | "
+                     f"{fmt(cpu, '.2f')} | " +
+                     " | ".join(cell(k) for k in SPLIT_KEYS) + " |")
+    return lines
+
+
 # ---------------------------------------------------------------- selection
 
 def row_id(group, mode, workload):
@@ -1349,11 +1440,34 @@ def main():
                         row["sc"] = {"why": str(e)}
                         log(f"bench:   {e}")
 
+    if PROFILE:
+        for g, w in cells:
+            for c in CONNS:
+                for m in VARIANTS_BY_GROUP[g]:
+                    row = rows.get((g, m, w, c))
+                    if row is None or row["na"]:
+                        continue
+                    log(f"bench: profile pass {row_id(g, m, w)} c={c}")
+                    try:
+                        row["split"] = profile_pass(g, m, w, c)
+                    except StartError as e:
+                        row["split"] = {"why": str(e)}
+
     if upstream:
         upstream.stop()
 
     summarize(rows)
     text = header(rows, sc_method, started) + [""] + table(rows)
+    if PROFILE:
+        text += ["", "Where the server's CPU goes (BENCH_PROFILE=1: a"
+                 f" separate {SYSCALL_SECS} s pass per row under `perf record"
+                 " -e cpu-clock`, samples split by symbol: event syscalls ="
+                 " system call entry/exit, epoll and the read/write/ioctl"
+                 " layers above the socket; io_uring = its io_* functions and"
+                 " task work; rest of kernel = TCP, IP, loopback, scheduler,"
+                 " memory, which every mode pays; in brackets us/req, the"
+                 " share times the row's median CPU us/req):", ""] + \
+            split_table(rows)
     pngs = charts(rows, stamp)
     if pngs:
         text += [""] + [f"![{os.path.basename(p)}]({os.path.basename(p)})"
