@@ -43,6 +43,7 @@ help:
 	@echo "  make libevent     Debian's libevent 2.1.12 with the io_uring backend"
 	@echo "  make bench        full benchmark, epoll vs io_uring (minutes)"
 	@echo "  make bench-quick  a short benchmark smoke run (part of make test)"
+	@echo "  make bench-filesend  sendfile vs pread+send vs io_uring SPLICE"
 	@echo "  make clean        remove $(BUILD)/"
 
 deps: $(DEPS_TARGETS)

@@ -48,8 +48,13 @@
 /* bytes nginx may queue for sending on one socket before it sees NGX_AGAIN */
 #define NGX_IO_URING_SEND_MAX  (256 * 1024)
 
-/* a chain with at most this much file data is read into the send queue */
-#define NGX_IO_URING_PREAD_MAX  (32 * 1024)
+/*
+ * a chain with at most this much file data is read into the send queue;
+ * more goes with nginx's sendfile: per request, pread+send cost 10% less
+ * worker CPU than sendfile for 4 and 8 KiB files, 10% more at 16 KiB and
+ * 30% more at 32 KiB (bench/README.md, "File buffers")
+ */
+#define NGX_IO_URING_PREAD_MAX  (8 * 1024)
 
 /*
  * a c->buffered bit (NGX_LOWLEVEL_BUFFERED, beside NGX_SSL_BUFFERED and

@@ -27,9 +27,9 @@ make_path($data);
 make_file("$data/1m", 1 << 20) unless (-s "$data/1m" // 0) == 1 << 20;
 make_file("$data/256k", 256 << 10) unless (-s "$data/256k" // 0) == 256 << 10;
 make_file("$data/1k", 1024) unless (-s "$data/1k" // 0) == 1024;
-make_file("$data/20k", 20000) unless (-s "$data/20k" // 0) == 20000;
-make_file("$data/33k", 33000) unless (-s "$data/33k" // 0) == 33000;
-my %sha = map { $_ => file_sha256("$data/$_") } qw(1m 256k 1k 20k 33k);
+make_file("$data/8k", 8192) unless (-s "$data/8k" // 0) == 8192;
+make_file("$data/9k", 9000) unless (-s "$data/9k" // 0) == 9000;
+my %sha = map { $_ => file_sha256("$data/$_") } qw(1m 256k 1k 8k 9k);
 
 # io_uring_* directives only where the module is loaded
 sub ring_events {
@@ -221,10 +221,11 @@ rp_case('completion-1m', sub {
         my $ng = nginx_start($mode, $sub, http => $h);
         my $port = $ng->port('http');
         my $base = "http://127.0.0.1:$port";
-        # small files (read into the send queue with sendfile on) and one
-        # just over that limit, twice each on one connection, pipelined
+        # small files (read into the send queue with sendfile on: up to
+        # 8 KiB) and one just over that limit, twice each on one
+        # connection, pipelined
         my $c = raw_connect($port);
-        my @small = map { ($_, $_) } qw(1k 20k 33k);
+        my @small = map { ($_, $_) } qw(1k 8k 9k);
         my $req = join '', map { "GET /$_ HTTP/1.1\r\nHost: t\r\n\r\n" } @small;
         syswrite($c, $req) == length $req or die 'short write';
         my ($buf, $good) = ('', 0);
@@ -232,7 +233,7 @@ rp_case('completion-1m', sub {
             my $r = read_response($c, \$buf, 30) or last;
             $good++ if $r->{status} == 200 && data_sha256($r->{body}) eq $sha{$f};
         }
-        is($good, scalar @small, "sendfile $sendfile: 1k, 20k, 33k pipelined, byte-exact");
+        is($good, scalar @small, "sendfile $sendfile: 1k, 8k, 9k pipelined, byte-exact");
         close $c;
         for my $path (qw(/1m /proxy/1m)) {
             my ($code, $got, $size) = curl_fetch("$base$path", "$sub/out");
