@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <linux/sockios.h>
@@ -25,6 +26,8 @@
 
 static void rp_fd_maybe_free(rp_engine_t *e, rp_fd_t *f);
 static int rp_recv_arm(rp_engine_t *e, rp_fd_t *f);
+static void rp_fin_arm(rp_engine_t *e, rp_fd_t *f);
+static void rp_fin_disarm(rp_engine_t *e, rp_fd_t *f);
 static void rp_sq_drop(rp_engine_t *e, rp_fd_t *f, bool call_done);
 
 RP_EXPORT rp_fd_t *
@@ -293,8 +296,12 @@ rp_fd_close(rp_engine_t *e, rp_fd_t *f, unsigned flags)
     if (f->recv_op != NULL) {
         rp_cancel_op(e, f->recv_op);
     }
+    if (f->fin_op != NULL) {
+        rp_cancel_op(e, f->fin_op);
+    }
     f->poll_op = NULL;
     f->recv_op = NULL;
+    f->fin_op = NULL;
     f->rearm_poll = 0;
     f->rearm_recv = 0;
 
@@ -438,6 +445,9 @@ rp_recv_arm(rp_engine_t *e, rp_fd_t *f)
     sqe->buf_group = e->bufs.bgid;
     io_uring_sqe_set_data(sqe, op);
     f->recv_op = op;
+
+    /* the receive sees the FIN itself */
+    rp_fin_disarm(e, f);
     return 0;
 }
 
@@ -468,6 +478,75 @@ rp_recv_stop(rp_engine_t *e, rp_fd_t *f)
     if (f->recv_op != NULL) {
         rp_cancel_op(e, f->recv_op);
         f->recv_op = NULL;
+    }
+    rp_fin_arm(e, f);
+}
+
+RP_EXPORT void
+rp_recv_watch_fin(rp_engine_t *e, rp_fd_t *f, int on)
+{
+    f->fin_watch = on ? 1 : 0;
+    if (!on) {
+        rp_fin_disarm(e, f);
+    } else if (f->recv_op == NULL && !f->rearm_recv) {
+        rp_fin_arm(e, f);
+    }
+}
+
+RP_EXPORT int
+rp_recv_peer_closed(const rp_fd_t *f)
+{
+    return f->peer_fin || f->recv_status != 0;
+}
+
+/*
+ * A one-shot poll for the FIN only (POLLRDHUP; errors and hang-up are
+ * always reported): data arriving does not complete it.  Armed when the
+ * receive is paused or stopped while the stream is open, cancelled when it
+ * is armed again.  Not for ENOBUFS: buffers come back within a pass or two,
+ * and a storm of re-arms would double its SQEs.
+ */
+static void
+rp_fin_arm(rp_engine_t *e, rp_fd_t *f)
+{
+    struct io_uring_sqe  *sqe;
+    rp_op_t              *op;
+
+    if (!f->fin_watch || f->closed || f->fin_op != NULL || f->peer_fin
+        || f->recv_status != 0)
+    {
+        return;
+    }
+    op = rp_op_new(e, f, RP_OP_FIN);
+    if (op == NULL) {
+        return;
+    }
+    sqe = rp_get_sqe(e);
+    io_uring_prep_poll_add(sqe, f->fd, POLLRDHUP);
+    io_uring_sqe_set_data(sqe, op);
+    f->fin_op = op;
+}
+
+static void
+rp_fin_disarm(rp_engine_t *e, rp_fd_t *f)
+{
+    if (f->fin_op != NULL) {
+        rp_cancel_op(e, f->fin_op);
+        f->fin_op = NULL;
+    }
+}
+
+static void
+rp_fin_done(rp_engine_t *e, rp_fd_t *f, rp_op_t *op, int res)
+{
+    if (f->closed || f->fin_op != op) {
+        e->st.stale++;
+        return;
+    }
+    f->fin_op = NULL;
+    if (res > 0) {
+        f->peer_fin = 1;
+        rp_notify(e, f, RP_EV_RECV, 0);
     }
 }
 
@@ -572,6 +651,7 @@ rp_recv_done(rp_engine_t *e, rp_fd_t *f, rp_op_t *op, int res,
         rp_cancel_op(e, f->recv_op);
         f->recv_op = NULL;
         f->recv_paused = 1;
+        rp_fin_arm(e, f);
     }
 
     if (notify) {
@@ -1124,6 +1204,9 @@ rp_fd_complete(rp_engine_t *e, rp_op_t *op, int res, unsigned flags)
         break;
     case RP_OP_SEND:
         rp_send_done(e, f, res);
+        break;
+    case RP_OP_FIN:
+        rp_fin_done(e, f, op, res);
         break;
     default:
         break;

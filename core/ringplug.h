@@ -243,6 +243,23 @@ int rp_recv_status(const rp_fd_t *f);
 int rp_recv_armed(const rp_fd_t *f);
 
 /*
+ * Watch for the peer's FIN while the receive is not armed because it is
+ * paused by max_queued or stopped by rp_recv_stop().  The kernel then still
+ * holds unread bytes and the FIN behind them, which readiness mode would
+ * report at once (EPOLLRDHUP).  With on, a one-shot poll for POLLRDHUP is
+ * armed in those states; when it fires RP_EV_RECV is reported (maybe with
+ * no new data) and rp_recv_peer_closed() says 1.
+ */
+void rp_recv_watch_fin(rp_engine_t *e, rp_fd_t *f, int on);
+
+/*
+ * 1 once the peer is known to have closed its side: EOF or an error is
+ * queued (rp_recv_status() != 0), or the FIN watch saw it while bytes still
+ * wait in the kernel.  Unread data may still come first.
+ */
+int rp_recv_peer_closed(const rp_fd_t *f);
+
+/*
  * Copy up to len queued bytes into dst and consume them, returning buffers to
  * the ring as they empty.  Returns bytes copied (0 if the queue is empty).
  */

@@ -22,6 +22,7 @@ enum rp_op_kind {
     RP_OP_POLL = 1,
     RP_OP_RECV,
     RP_OP_SEND,
+    RP_OP_FIN,                   /* poll for the peer's FIN while not receiving */
 };
 
 /*
@@ -71,6 +72,8 @@ struct rp_fd {
     unsigned        rearm_poll:1;/* multishot poll ended by the kernel */
     unsigned        rearm_recv:1;/* multishot receive ended by the kernel */
     unsigned        on_rearm:1;  /* on the re-arm list */
+    unsigned        fin_watch:1; /* host wants the FIN seen while not receiving */
+    unsigned        peer_fin:1;  /* the FIN poll saw the peer close */
 
     /* readiness */
     rp_op_t        *poll_op;
@@ -84,6 +87,7 @@ struct rp_fd {
     size_t          rq_bytes;
     size_t          rq_max;
     int             recv_status; /* 0 open, 1 EOF, -errno */
+    rp_op_t        *fin_op;      /* one-shot POLLRDHUP while paused/stopped */
 
     /* send queue */
     rp_op_t        *send_op;

@@ -1114,7 +1114,7 @@ ngx_io_uring_event_handler(rp_engine_t *e, rp_fd_t *f, void *data,
 
         res = RP_IN;
 
-        if (rp_recv_status(f) != 0) {
+        if (rp_recv_peer_closed(f)) {
             res |= RP_RDHUP;
         }
     }
@@ -1512,6 +1512,15 @@ ngx_io_uring_recv_enter(ngx_connection_t *c, ngx_io_uring_fd_t *fe, ssize_t n)
                       c->fd);
         return;
     }
+
+    /*
+     * while the receive waits for nginx to read (recv_max queued or
+     * spilled), the kernel keeps the rest and the FIN: a poll reports the
+     * FIN as epoll's EPOLLRDHUP would, for ngx_http_test_reading() and
+     * the upstream's broken connection check
+     */
+
+    rp_recv_watch_fin(engine, fe->rf, 1);
 
     fe->recv_mode = 1;
     counters.recv_conns++;

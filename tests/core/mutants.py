@@ -24,9 +24,9 @@ CFLAGS = ["-std=gnu11", "-D_GNU_SOURCE", "-O2", "-g"]
 # name, test program, case filter, [(file, text, replacement), ...]
 MUTANTS = [
     ("close-without-cancel", "close", "recv-pending-eof",
-     [("fd.c", "io_uring_prep_cancel_fd(sqe, f->fd, IORING_ASYNC_CANCEL_ALL);\n"
-       "            sqe->user_data = RP_UD_CANCEL;",
-       "io_uring_prep_nop(sqe);\n            sqe->user_data = RP_UD_CANCEL;")]),
+     [("fd.c", "    if (f->recv_op != NULL) {\n        rp_cancel_op(e, f->recv_op);\n"
+       "    }\n    if (f->fin_op != NULL) {",
+       "    if (f->fin_op != NULL) {")]),
     ("close-cancel-without-task-work", "close", "no-wait",
      [("fd.c", "(void) io_uring_submit_and_get_events(&e->ring);\n    }\n\n"
        "    rp_fd_maybe_free(e, f);",
@@ -44,6 +44,12 @@ MUTANTS = [
     ("max-queued-ignored", "recv", "max-queued",
      [("fd.c", "if (f->rq_max != 0 && f->rq_bytes > f->rq_max && f->recv_op != NULL)",
        "if (0)")]),
+    ("fin-watch-never-armed", "recv", "fin-watch",
+     [("fd.c", "    if (!f->fin_watch || f->closed || f->fin_op != NULL || f->peer_fin",
+       "    if (1 || f->closed || f->fin_op != NULL || f->peer_fin")]),
+    ("fin-watch-not-reported", "recv", "fin-watch",
+     [("fd.c", "        f->peer_fin = 1;\n        rp_notify(e, f, RP_EV_RECV, 0);",
+       "        f->peer_fin = 1;")]),
     ("eof-not-reported", "recv", "eof",
      [("fd.c", "        f->recv_status = 1;\n        f->recv_want = 0;\n        notify = true;",
        "        f->recv_status = 1;\n        f->recv_want = 0;")]),

@@ -8,7 +8,8 @@
  * stream, so a lost, repeated, reordered or misdelivered byte fails the case.
  * The same runs with a buffer ring far smaller than the traffic, where the
  * receives stop with ENOBUFS and must be re-armed without losing anything.
- * Also: max_queued back-pressure, EOF and reset after data, and the counters.
+ * Also: max_queued back-pressure, EOF and reset after data, the FIN watch
+ * while a receive is paused or stopped, and the counters.
  */
 
 #include "harness.h"
@@ -699,6 +700,122 @@ out:
     }
 }
 
+/* ---- the FIN watch ---------------------------------------------------- */
+
+/*
+ * The peer writes 24 KiB and shuts down its side while the host reads
+ * nothing: the receive pauses at max_queued (or the host stops it), and
+ * the rest and the FIN stay in the kernel.  With the watch on, the FIN is
+ * reported (RP_EV_RECV, rp_recv_peer_closed) while EOF is not yet in the
+ * queue; without it nothing says so.  Then every byte, and EOF after them.
+ */
+static void
+fin_case(int watch, int stop)
+{
+    static uint8_t  out[24 * 1024];
+    rp_engine_t    *e;
+    conn_t         *c = &conns[0];
+    size_t          max_q = 8 * 1024;
+    double          end;
+    int             lfd = -1, pfd = -1, rc;
+
+    memset(conns, 0, sizeof(conns));
+    c->fd = -1;
+    nconns = 1;
+    mode = M_COPY;
+    bufsz = 4096;
+    cb_bad = 0;
+    cur_e = NULL;
+
+    e = t_engine(64, 0, 64, 4096, on_event);
+    if (e == NULL) {
+        goto out;
+    }
+    lfd = t_listen();
+    CHECK(lfd >= 0, "listen");
+    CHECK(t_pair(lfd, &c->fd, &pfd) == 0, "pair");
+    c->seed = 91;
+    c->total = sizeof(out);
+    c->bad_at = -1;
+    c->f = rp_fd_open(e, c->fd, c);
+    CHECK(c->f != NULL, "rp_fd_open");
+    rc = rp_recv_start(e, c->f, stop ? 0 : max_q);
+    CHECK(rc == 0, "rp_recv_start: %s", strerror(-rc));
+    if (watch) {
+        rp_recv_watch_fin(e, c->f, 1);
+    }
+
+    /*
+     * The first 12 KiB pause the receive (over max_queued), or the host
+     * stops it; only then the rest and the FIN, which a receive still
+     * armed would take in the same task work.
+     */
+    t_pat_fill(c->seed, 0, out, sizeof(out));
+    CHECK(write(pfd, out, 12 * 1024) == 12 * 1024, "write");
+    rc = t_loop(e, quiet_ready, c, 10, 5000);
+    CHECK(rc == 0, "no RP_EV_RECV: %s", strerror(-rc));
+    if (stop) {
+        rp_recv_stop(e, c->f);
+    }
+    end = t_now_ms() + 3000;
+    while (rp_recv_armed(c->f) && t_now_ms() < end) {
+        rc = rp_engine_wait(e, 5);
+        CHECK(rc >= 0 || rc == -EINTR, "wait: %s", strerror(-rc));
+    }
+    CHECK(!rp_recv_armed(c->f), "the receive is still armed with %zu bytes "
+        "queued over a %zu limit", rp_recv_queued(c->f), max_q);
+    c->ready = 0;
+    CHECK(write(pfd, out + 12 * 1024, sizeof(out) - 12 * 1024)
+          == (ssize_t) (sizeof(out) - 12 * 1024), "write");
+    CHECK(shutdown(pfd, SHUT_WR) == 0, "shutdown");
+
+    end = t_now_ms() + (watch ? 3000 : 300);
+    while (!rp_recv_peer_closed(c->f) && t_now_ms() < end) {
+        rc = rp_engine_wait(e, 5);
+        CHECK(rc >= 0 || rc == -EINTR, "wait: %s", strerror(-rc));
+    }
+    CHECK(rp_recv_status(c->f) == 0, "EOF already queued (status %d): the "
+        "FIN did not wait behind unread bytes", rp_recv_status(c->f));
+    if (!watch) {
+        CHECK(!rp_recv_peer_closed(c->f), "peer closed reported without "
+            "the watch");
+        goto out;
+    }
+    CHECK(rp_recv_peer_closed(c->f), "the peer's FIN was not reported in "
+        "3 s with %zu bytes queued", rp_recv_queued(c->f));
+    CHECK(c->ready, "no RP_EV_RECV for the FIN");
+    CHECK(cb_bad == 0, "%d unexpected callbacks", cb_bad);
+
+    /* read it all: the bytes, then EOF */
+    if (stop) {
+        CHECK(rp_recv_start(e, c->f, 0) == 0, "rp_recv_start");
+    }
+    cur_e = e;
+    c->ready = 1;
+    rc = t_loop(e, eof_or_err, c, 10, 5000);
+    CHECK(rc == 0, "no EOF: %s (got %llu of %llu)", strerror(-rc),
+        (unsigned long long) c->off, (unsigned long long) c->total);
+    drain(e, c);
+    CHECK(c->bad_at == -1, "wrong byte at %ld", c->bad_at);
+    CHECK(c->off == c->total && rp_recv_status(c->f) == 1,
+        "got %llu of %llu, status %d", (unsigned long long) c->off,
+        (unsigned long long) c->total, rp_recv_status(c->f));
+
+out:
+    if (c->f != NULL && e != NULL) {
+        rp_fd_close(e, c->f, 0);
+    }
+    t_close(&c->fd);
+    t_close(&pfd);
+    t_close(&lfd);
+    if (e != NULL) {
+        rp_engine_destroy(e);
+    }
+}
+
+static void case_fin_paused(void)   { fin_case(1, 0); }
+static void case_fin_stopped(void)  { fin_case(1, 1); }
+static void case_fin_unwatched(void) { fin_case(0, 0); }
 static void case_eof(void)         { end_case(0, 0); }
 static void case_eof_later(void)   { end_case(0, 1); }
 static void case_reset(void)       { end_case(1, 0); }
@@ -751,6 +868,9 @@ main(int argc, char **argv)
     t_run("recv/eof-in-a-later-pass", case_eof_later, 10);
     t_run("recv/reset-after-data", case_reset, 10);
     t_run("recv/reset-in-a-later-pass", case_reset_later, 10);
+    t_run("recv/fin-watch-paused", case_fin_paused, 15);
+    t_run("recv/fin-watch-stopped", case_fin_stopped, 15);
+    t_run("recv/fin-unwatched-stays-unseen", case_fin_unwatched, 15);
     t_run("recv/no-buffer-ring", case_no_buffers, 10);
     return t_exit_code();
 }

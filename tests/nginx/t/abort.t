@@ -101,6 +101,14 @@ EOF2
 # A client that leaves while nginx waits for a slow upstream: nginx watches
 # the client connection (ngx_http_upstream_check_broken_connection) and ends
 # the request with 499 at once, not when the upstream answers 3 s later.
+# bytes the kernel has not sent yet on $sock (SIOCOUTQNSD)
+sub unsent {
+    my ($sock) = @_;
+    my $n = pack('i', 0);
+    ioctl($sock, 0x894B, $n) or return 0;
+    return unpack('i', $n);
+}
+
 rp_case('client-abort-proxied', sub {
     my ($mode, $dir) = @_;
     my ($up) = hash_upstream(delay => 3);
@@ -116,11 +124,20 @@ rp_case('client-abort-proxied', sub {
 EOF2
     my $port = $ng->port('http');
     my @c;
-    for my $style (qw(fin reset fin2)) {
+    for my $style (qw(fin reset fin2 fin-pipelined)) {
         my $c = raw_connect($port);
         print $c "GET /$style HTTP/1.1\r\nHost: t\r\n\r\n";
+        # 96 KiB of pipelined requests behind it: more than the module
+        # takes into its receive queue (64 KiB), so the FIN waits in the
+        # kernel behind unread bytes, as it does with epoll
+        print $c "GET /next HTTP/1.1\r\nHost: t\r\n\r\n" x (96 * 1024 / 34)
+            if $style eq 'fin-pipelined';
+        $c->flush;
         push @c, [$style, $c];
     }
+    # every byte in nginx's socket, so the FIN follows them at once
+    wait_until(2, sub { !grep { unsent($_->[1]) } @c })
+        or diag('client data still unsent');
     sleep 0.5;
     my $t0 = time;
     for (@c) {
