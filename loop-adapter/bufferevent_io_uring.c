@@ -49,7 +49,9 @@
  * Connecting stays on the readiness path: bufferevent_socket_connect
  * borrows ev_write for the socket's own write callback (as it does for
  * bufferevent_async without ConnectEx), which calls
- * bufferevent_io_uring_set_connected_ once the connection is up.  Timeouts
+ * bufferevent_io_uring_set_connected_ once the connection is up.  A socket
+ * that bufferevent_setfd gives us before its connect is over is watched the
+ * same way, by our own callback in ev_write (bev_io_uring_watch).  Timeouts
  * are libevent's generic timeout events in ev_read and ev_write.
  */
 #include "event2/event-config.h"
@@ -158,6 +160,7 @@ upcast(struct bufferevent *bev)
 
 static void bev_io_uring_consider_reading(struct bufferevent_io_uring *);
 static void bev_io_uring_consider_writing(struct bufferevent_io_uring *);
+static void bev_io_uring_connect_cb(evutil_socket_t, short, void *);
 
 /*
  * A thread other than the loop's may call us (bufferevent_write from a
@@ -253,6 +256,46 @@ bev_io_uring_timers(struct bufferevent *bev, evutil_socket_t fd)
 	event_del(&bev->ev_write);
 	bufferevent_init_generic_timeout_cbs_(bev);
 	bev->ev_read.ev_fd = fd;
+}
+
+/*
+ * A socket that bufferevent_setfd gave us before its connect was over (or
+ * begun): ev_write watches it on the readiness path, as
+ * bufferevent_socket_connect borrows it, while reading or writing is on
+ * (the socket bufferevent polls it then too), with the write timeout while
+ * writing is on.  reset: start that timeout again.
+ */
+static void
+bev_io_uring_watch(struct bufferevent_io_uring *beu, int reset)
+{
+	struct bufferevent *bev = &beu->bev.bev;
+	const struct timeval *tv = NULL;
+	short on = bev->enabled;
+
+	if (beu->bev.read_suspended)
+		on &= ~EV_READ;
+	if (beu->bev.write_suspended)
+		on &= ~EV_WRITE;
+	if (event_get_callback(&bev->ev_write) != bev_io_uring_connect_cb ||
+	    event_get_fd(&bev->ev_write) != beu->fd) {
+		event_del(&bev->ev_write);
+		event_assign(&bev->ev_write, bev->ev_base, beu->fd,
+		    EV_WRITE|EV_PERSIST|EV_FINALIZE, bev_io_uring_connect_cb,
+		    bev);
+	}
+	if (!beu->ok || !(on & (EV_READ|EV_WRITE))) {
+		event_del(&bev->ev_write);
+		return;
+	}
+	if ((on & EV_WRITE) && evutil_timerisset(&bev->timeout_write))
+		tv = &bev->timeout_write;
+	if (event_pending(&bev->ev_write, EV_TIMEOUT, NULL)) {
+		if (tv && !reset)
+			return;
+		/* no event_add(ev, NULL) drops a timeout */
+		event_del(&bev->ev_write);
+	}
+	event_add(&bev->ev_write, tv);
 }
 
 static void
@@ -721,6 +764,8 @@ be_io_uring_enable(struct bufferevent *bev, short what)
 			BEV_RESET_GENERIC_READ_TIMEOUT(bev);
 		if ((what & EV_WRITE) && beu->fd < 0)
 			BEV_RESET_GENERIC_WRITE_TIMEOUT(bev);
+		if (beu->unconnected && !beu->bev.connecting)
+			bev_io_uring_watch(beu, what & EV_WRITE);
 		return (0);
 	}
 	if (!beu->ok)
@@ -754,6 +799,10 @@ be_io_uring_disable(struct bufferevent *bev, short what)
 	if (what & EV_READ) {
 		BEV_DEL_GENERIC_READ_TIMEOUT(bev);
 		bev_io_uring_del_read(beu);
+	}
+	if (beu->unconnected && !beu->bev.connecting) {
+		bev_io_uring_watch(beu, 0);
+		return (0);
 	}
 	/* Don't actually disable the write if we are trying to connect:
 	 * ev_write is the connect's then. */
@@ -794,10 +843,21 @@ be_io_uring_destruct(struct bufferevent *bev)
 static int
 be_io_uring_adj_timeouts(struct bufferevent *bev)
 {
+	struct bufferevent_io_uring *beu = upcast(bev);
+
 	/* While connecting, ev_write is the connect's own event. */
-	if (BEV_UPCAST(bev)->connecting)
+	if (beu->bev.connecting)
 		return (bufferevent_generic_adj_existing_timeouts_(bev));
-	bev_io_uring_timers(bev, upcast(bev)->fd);
+	if (beu->unconnected) {
+		if ((bev->enabled & EV_READ) && !beu->bev.read_suspended &&
+		    evutil_timerisset(&bev->timeout_read))
+			event_add(&bev->ev_read, &bev->timeout_read);
+		else
+			event_del(&bev->ev_read);
+		bev_io_uring_watch(beu, 1);
+		return (0);
+	}
+	bev_io_uring_timers(bev, beu->fd);
 	return (bufferevent_generic_adj_timeouts_(bev));
 }
 
@@ -841,7 +901,9 @@ bev_io_uring_setfd(struct bufferevent_io_uring *beu, evutil_socket_t fd)
 	if (!(beu->rf = rp_fd_open(beu->engine, fd, &beu->cfd)))
 		return (-1);
 	beu->ok = 1;
-	if (!beu->unconnected)
+	if (beu->unconnected)
+		bev_io_uring_watch(beu, 1);
+	else
 		be_io_uring_enable(bev, bev->enabled &
 		    ~((beu->bev.read_suspended ? EV_READ : 0) |
 			(beu->bev.write_suspended ? EV_WRITE : 0)));
@@ -878,6 +940,10 @@ be_io_uring_ctrl(struct bufferevent *bev, enum bufferevent_ctrl_op op,
 			bev_io_uring_close_rf(beu, 1);
 		bev_io_uring_del_read(beu);
 		beu->ok = 0;
+		/* a poll holds the file too */
+		if (event_get_callback(&bev->ev_write) ==
+		    bev_io_uring_connect_cb)
+			event_del(&bev->ev_write);
 		if ((beu->bev.options & BEV_OPT_CLOSE_ON_FREE) &&
 		    beu->fd >= 0) {
 			evutil_closesocket(beu->fd);
@@ -932,6 +998,66 @@ bufferevent_io_uring_new_(struct event_base *base, evutil_socket_t fd,
 	 * or an explicit enable comes: no write callback yet. */
 	beu->want_wcb = 0;
 	return (bev);
+}
+
+/*
+ * ev_write's callback while bev_io_uring_watch watches a connect: the
+ * socket is writable, so the connect is over.  Hand over to completion I/O,
+ * or report the connect's error (in EVUTIL_SOCKET_ERROR) as
+ * BEV_EVENT_ERROR, with BEV_EVENT_WRITING if there is output to write (or
+ * reading is off) and BEV_EVENT_READING otherwise, the side on which the
+ * socket bufferevent sees it.  No BEV_EVENT_CONNECTED: the socket
+ * bufferevent reports none after bufferevent_setfd either.
+ */
+static void
+bev_io_uring_connect_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct bufferevent *bev = arg;
+	struct bufferevent_io_uring *beu = upcast(bev);
+	short on = bev->enabled, side;
+	int c, err;
+
+	bufferevent_incref_and_lock_(bev);
+	if (!beu->ok || !beu->unconnected || beu->bev.connecting) {
+		event_del(&bev->ev_write);
+		goto done;
+	}
+	if (what == EV_TIMEOUT) {
+		/* as bufferevent_writecb */
+		bufferevent_disable(bev, EV_WRITE);
+		bufferevent_run_eventcb_(bev,
+		    BEV_EVENT_WRITING|BEV_EVENT_TIMEOUT, 0);
+		goto done;
+	}
+	if (beu->bev.read_suspended)
+		on &= ~EV_READ;
+	if (beu->bev.write_suspended)
+		on &= ~EV_WRITE;
+	/* Writing alone with nothing to write: the socket bufferevent runs
+	 * the write callback and its first write sees the error; so does
+	 * our first send, if the error is left in the socket. */
+	if ((on & (EV_READ|EV_WRITE)) == EV_WRITE &&
+	    !evbuffer_get_length(bev->output))
+		c = 1;
+	else
+		c = evutil_socket_finished_connecting_(fd);
+	if (c == 0)
+		goto done;
+	if (c > 0) {
+		bufferevent_io_uring_set_connected_(bev);
+		goto done;
+	}
+	err = EVUTIL_SOCKET_ERROR();
+	side = (on & EV_WRITE) &&
+	    (evbuffer_get_length(bev->output) || !(on & EV_READ)) ?
+	    EV_WRITE : EV_READ;
+	event_del(&bev->ev_write);
+	bufferevent_disable(bev, side);
+	EVUTIL_SET_SOCKET_ERROR(err);
+	bufferevent_run_eventcb_(bev, BEV_EVENT_ERROR |
+	    (side == EV_WRITE ? BEV_EVENT_WRITING : BEV_EVENT_READING), 0);
+done:
+	bufferevent_decref_and_unlock_(bev);
 }
 
 void

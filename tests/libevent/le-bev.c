@@ -23,6 +23,19 @@
  *   connect  connect to a closed port: BEV_EVENT_ERROR with
  *            ECONNREFUSED; connect then EOF from the peer: CONNECTED, then
  *            READING|EOF; timeouts: READING|TIMEOUT after 100 ms idle
+ *   setfd    bufferevent_setfd on a bufferevent made with fd -1, with a
+ *            TCP socket whose connect is not over: connect() by hand
+ *            (EINPROGRESS) then setfd, and setfd then connect(); output
+ *            queued before goes out, the echo comes back, no event at all
+ *            (no CONNECTED, as for the socket bufferevent); refused, for
+ *            three settings (read+write with output, read only, write
+ *            with output): one event, on a side that is on; a completion
+ *            bufferevent reports ERROR with ECONNREFUSED, WRITING when it
+ *            has output (the socket one says EOF or EPIPE where its read
+ *            callback swallowed the ECONNREFUSED, on the side whose event
+ *            was added last); a
+ *            connect that hangs (full accept queue): WRITING|TIMEOUT and
+ *            READING|TIMEOUT after 100 ms
  * Kind: the name in the bufferevent's ops (event2/bufferevent_struct.h):
  * "socket_io_uring" for a completion bufferevent.
  * Prints "ok" and exits 0, or names the failed check and exits 1.
@@ -615,6 +628,213 @@ test_connect(void)
     event_base_free(base);
 }
 
+/* ---- setfd with a socket still connecting ------------------------------ */
+
+#define SETFD_BYTES  (256u << 10)
+
+static size_t  setfd_got;
+
+static void
+setfd_read(struct bufferevent *bev, void *arg)
+{
+    unsigned char  buf[8192];
+    size_t         n, i;
+
+    (void) arg;
+    while ((n = bufferevent_read(bev, buf, sizeof(buf))) > 0) {
+        for (i = 0; i < n; i++) {
+            CHECK(buf[i] == pattern(7, setfd_got + i), "setfd: byte %zu",
+                  setfd_got + i);
+        }
+        setfd_got += n;
+    }
+}
+
+static struct sockaddr_in
+closed_port(void)
+{
+    struct sockaddr_in  sin;
+    socklen_t           len = sizeof(sin);
+    int                 fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(0x7f000001);
+    CHECK(bind(fd, (struct sockaddr *) &sin, sizeof(sin)) == 0, "bind");
+    CHECK(getsockname(fd, (struct sockaddr *) &sin, &len) == 0,
+          "getsockname");
+    close(fd);
+    return sin;
+}
+
+/* A non-blocking connect to sin that is not over yet. */
+static int
+connect_pending(int fd, const struct sockaddr_in *sin)
+{
+    int  r = connect(fd, (const struct sockaddr *) sin, sizeof(*sin));
+
+    CHECK(r < 0 && errno == EINPROGRESS, "connect: %d (%s), want EINPROGRESS",
+          r, strerror(errno));
+    return fd;
+}
+
+/* A completion (or socket) bufferevent made with fd -1, output queued. */
+static struct bufferevent *
+setfd_bev(struct event_base *base, size_t bytes)
+{
+    struct bufferevent  *bev;
+    unsigned char        buf[4096];
+    size_t               off, i, n;
+
+    bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    CHECK(bev != NULL, "bufferevent_socket_new(-1)");
+    check_kind(bev, "fd -1");
+    for (off = 0; off < bytes; off += n) {
+        n = bytes - off < sizeof(buf) ? bytes - off : sizeof(buf);
+        for (i = 0; i < n; i++) {
+            buf[i] = pattern(7, off + i);
+        }
+        bufferevent_write(bev, buf, n);
+    }
+    return bev;
+}
+
+static void
+setfd_echo(struct event_base *base, const struct sockaddr_in *sin,
+    int connect_first)
+{
+    struct bufferevent  *bev = setfd_bev(base, SETFD_BYTES);
+    int                  fd = socket(AF_INET, SOCK_STREAM, 0), i;
+
+    evutil_make_socket_nonblocking(fd);
+    if (connect_first) {
+        connect_pending(fd, sin);
+    }
+    bufferevent_setcb(bev, setfd_read, NULL, note_event, NULL);
+    CHECK(bufferevent_setfd(bev, fd) == 0, "bufferevent_setfd");
+    bufferevent_enable(bev, EV_READ | EV_WRITE);
+    check_kind(bev, "after setfd");
+    if (!connect_first) {
+        connect_pending(fd, sin);
+    }
+    ev_seen = 0;
+    setfd_got = 0;
+    for (i = 0; i < 5000 && setfd_got < SETFD_BYTES && !ev_seen; i++) {
+        event_base_loop(base, EVLOOP_ONCE);
+    }
+    CHECK(setfd_got == SETFD_BYTES && ev_seen == 0,
+          "setfd (%s): %zu of %u bytes back, event 0x%x (%s)",
+          connect_first ? "connect, setfd" : "setfd, connect", setfd_got,
+          SETFD_BYTES, ev_seen, strerror(ev_errno));
+    bufferevent_free(bev);
+}
+
+static void
+setfd_refused(struct event_base *base, short enable, size_t bytes,
+    short side)
+{
+    struct sockaddr_in   sin = closed_port();
+    struct bufferevent  *bev = setfd_bev(base, bytes);
+    int                  fd = socket(AF_INET, SOCK_STREAM, 0), i;
+
+    evutil_make_socket_nonblocking(fd);
+    connect_pending(fd, &sin);
+    bufferevent_setcb(bev, NULL, NULL, note_event, NULL);
+    bufferevent_setfd(bev, fd);
+    bufferevent_disable(bev, EV_READ | EV_WRITE);
+    bufferevent_enable(bev, enable);
+    ev_seen = 0;
+    for (i = 0; i < 50 && !ev_seen; i++) {
+        event_base_loop(base, EVLOOP_ONCE);
+    }
+    fprintf(stderr, "le-bev: setfd refused (enable 0x%x, %zu bytes out): "
+            "event 0x%x, errno %d (%s)\n", enable, bytes, ev_seen, ev_errno,
+            strerror(ev_errno));
+    if (want_completion) {
+        CHECK(ev_seen == (side | BEV_EVENT_ERROR) && ev_errno == ECONNREFUSED,
+              "setfd refused (enable 0x%x): event 0x%x errno %d", enable,
+              ev_seen, ev_errno);
+    } else {
+        /* with both sides on, the one whose event was added last */
+        short  sides = ((enable & EV_READ) ? BEV_EVENT_READING : 0)
+                       | ((enable & EV_WRITE) ? BEV_EVENT_WRITING : 0);
+
+        CHECK((ev_seen & (BEV_EVENT_ERROR | BEV_EVENT_EOF))
+              && (ev_seen & sides) && !(ev_seen & ~sides & 0x0f)
+              && !(ev_seen & BEV_EVENT_CONNECTED),
+              "setfd refused (enable 0x%x): event 0x%x", enable, ev_seen);
+    }
+    bufferevent_free(bev);
+}
+
+/* A listener that accepts nothing more: its accept queue holds one
+ * connection, the next one's SYN is dropped and its connect hangs. */
+static void
+setfd_timeout(struct event_base *base, int write_timeout)
+{
+    struct sockaddr_in   sin;
+    struct bufferevent  *bev = setfd_bev(base, 1000);
+    struct timeval       tv = { 0, 100000 };
+    socklen_t            len = sizeof(sin);
+    int                  l, c, fd, i;
+
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(0x7f000001);
+    l = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(bind(l, (struct sockaddr *) &sin, sizeof(sin)) == 0
+          && listen(l, 0) == 0
+          && getsockname(l, (struct sockaddr *) &sin, &len) == 0, "listen");
+    c = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(connect(c, (struct sockaddr *) &sin, sizeof(sin)) == 0, "connect");
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    evutil_make_socket_nonblocking(fd);
+    connect_pending(fd, &sin);
+    bufferevent_setcb(bev, NULL, NULL, note_event, NULL);
+    bufferevent_setfd(bev, fd);
+    bufferevent_set_timeouts(bev, write_timeout ? NULL : &tv,
+                             write_timeout ? &tv : NULL);
+    bufferevent_enable(bev, EV_READ | EV_WRITE);
+    ev_seen = 0;
+    for (i = 0; i < 50 && !ev_seen; i++) {
+        event_base_loop(base, EVLOOP_ONCE);
+    }
+    CHECK(ev_seen == (BEV_EVENT_TIMEOUT | (write_timeout ? BEV_EVENT_WRITING
+                                                          : BEV_EVENT_READING)),
+          "setfd %s timeout: event 0x%x", write_timeout ? "write" : "read",
+          ev_seen);
+    bufferevent_free(bev);
+    close(c);
+    close(l);
+}
+
+static void
+test_setfd(void)
+{
+    struct event_base      *base = event_base_new();
+    struct evconnlistener  *lev = echo_server(base);
+    struct sockaddr_in      sin = listen_addr(lev);
+    struct timeval          tv = { 10, 0 };
+    struct event           *to;
+
+    to = evtimer_new(base, timeout_cb, "setfd");
+    evtimer_add(to, &tv);
+    setfd_echo(base, &sin, 1);
+    setfd_echo(base, &sin, 0);
+    setfd_refused(base, EV_READ | EV_WRITE, 5, BEV_EVENT_WRITING);
+    setfd_refused(base, EV_READ, 0, BEV_EVENT_READING);
+    setfd_refused(base, EV_WRITE, 5, BEV_EVENT_WRITING);
+    setfd_timeout(base, 1);
+    setfd_timeout(base, 0);
+    event_free(to);
+    evconnlistener_free(lev);
+    tv.tv_sec = 0;
+    tv.tv_usec = 100000;
+    event_base_loopexit(base, &tv);
+    event_base_dispatch(base);
+    event_base_free(base);
+}
+
 /* ---- another thread ---------------------------------------------------- */
 
 static volatile size_t  thr_got;
@@ -704,7 +924,7 @@ main(int argc, char **argv)
 {
     struct event_base  *base;
 
-    CHECK(argc >= 2, "usage: le-bev kind|echo|slow|free|threads|connect "
+    CHECK(argc >= 2, "usage: le-bev kind|echo|slow|free|threads|connect|setfd "
           "[completion|socket]");
     if (argc > 2) {
         want_completion = strcmp(argv[2], "socket") != 0;
@@ -727,6 +947,8 @@ main(int argc, char **argv)
         test_threads();
     } else if (strcmp(argv[1], "connect") == 0) {
         test_connect();
+    } else if (strcmp(argv[1], "setfd") == 0) {
+        test_setfd();
     } else {
         CHECK(0, "unknown case %s", argv[1]);
     }

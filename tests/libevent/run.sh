@@ -45,6 +45,10 @@ run memcached-drop-in     "$here/memcached.sh" "$prefix/lib" io_uring
 run bev-kind              "$bin/le-bev" kind
 run bev-kind-nobev        env EVENT_IO_URING_NO_BEV=1 "$bin/le-bev" echo socket
 run bev-connect           "$bin/le-bev" connect
+run bev-setfd-connecting  "$bin/le-bev" setfd
+run bev-setfd-connecting-socket env EVENT_IO_URING_NO_BEV=1 \
+                              "$bin/le-bev" setfd socket
+run bev-setfd-connecting-epoll env EVENT_NOIO_URING=1 "$bin/le-bev" setfd socket
 run bev-threads           "$bin/le-bev" threads
 run bev-echo              "$bin/le-bev" echo
 run bev-enobufs-storm     env EVENT_IO_URING_BUFFERS=8 LE_BEV_CONNS=128 \
