@@ -403,9 +403,39 @@ bev_io_uring_close_rf(struct bufferevent_io_uring *beu, int abandon)
 }
 
 /*
- * The base was freed or reinitialised after fork: the engine we used is
- * gone.  Forget its handle and the send it had, and take the base's new
- * engine if it has one.  Returns 0 with a usable engine, -1 without.
+ * Whether the engine we used is gone: the base was freed or reinitialised,
+ * or this is a child after fork, where the ring still serves the parent
+ * (before event_reinit too).  Then forget its handle and the send it had,
+ * here only: nothing reaches the kernel, and the send's reference and
+ * pinned chains, which its done callback would have released, go now.
+ * Returns 1 if gone.
+ */
+static int
+bev_io_uring_engine_gone(struct bufferevent_io_uring *beu)
+{
+	struct bufferevent *bev = &beu->bev.bev;
+
+	if (io_uring_cfd_live_(&beu->cfd))
+		return (0);
+	beu->rf = NULL;
+	beu->recv_on = 0;
+	bev_io_uring_del_read(beu);
+	beu->send_done = 0;
+	if (beu->write_in_progress) {
+		beu->write_in_progress = 0;
+		++beu->gen;
+		evbuffer_unfreeze(bev->output, 1);
+		bev_io_uring_unpin(beu->send);
+		bev_io_uring_del_write(beu);
+		bufferevent_decref_(bev);
+	}
+	return (1);
+}
+
+/*
+ * If the engine we used is gone, take the base's new engine, if it has
+ * one (event_reinit in a child).  Returns 0 with a usable engine, -1
+ * without.
  */
 static int
 bev_io_uring_check_engine(struct bufferevent_io_uring *beu)
@@ -413,20 +443,8 @@ bev_io_uring_check_engine(struct bufferevent_io_uring *beu)
 	struct bufferevent *bev = &beu->bev.bev;
 	rp_engine_t *e;
 
-	if (beu->cfd.iop)
+	if (!bev_io_uring_engine_gone(beu))
 		return (0);
-	beu->rf = NULL;
-	beu->recv_on = 0;
-	bev_io_uring_del_read(beu);
-	if (beu->write_in_progress) {
-		beu->write_in_progress = 0;
-		beu->send_done = 0;
-		++beu->gen;
-		evbuffer_unfreeze(bev->output, 1);
-		bev_io_uring_unpin(beu->send);
-		bev_io_uring_del_write(beu);
-		bufferevent_decref_(bev);
-	}
 	if (!(e = io_uring_bev_engine_(bev->ev_base))) {
 		beu->engine = NULL;
 		beu->ok = 0;
@@ -601,12 +619,13 @@ bev_io_uring_cb(struct event_callback *cb, void *arg)
 
 	(void)cb;
 	bufferevent_incref_and_lock_(bev);
+	/* queued before a fork, run in the child */
+	bev_io_uring_engine_gone(beu);
 	if (beu->send_done)
 		bev_io_uring_write_complete(beu);
 	if (beu->want_close) {
 		beu->want_close = 0;
-		if (beu->cfd.iop)
-			bev_io_uring_close_rf(beu, 1);
+		bev_io_uring_close_rf(beu, 1);
 		bufferevent_decref_(bev);	/* CANCEL_ALL's */
 	}
 	if (beu->want_io) {
@@ -817,7 +836,7 @@ be_io_uring_unlink(struct bufferevent *bev)
 	struct bufferevent_io_uring *beu = upcast(bev);
 
 	EVUTIL_ASSERT(!beu->write_in_progress);
-	if (beu->cfd.iop)
+	if (!bev_io_uring_engine_gone(beu))
 		bev_io_uring_close_rf(beu, 1);
 	bev_io_uring_del_read(beu);
 	bev_io_uring_del_write(beu);
@@ -927,6 +946,7 @@ be_io_uring_ctrl(struct bufferevent *bev, enum bufferevent_ctrl_op op,
 		 * the engine's cancel), so the peer sees the close at once.
 		 * From another thread while the loop waits: the handle is
 		 * closed by our callback, and the fd only then. */
+		bev_io_uring_engine_gone(beu);
 		if (beu->rf) {
 			bufferevent_incref_(bev);
 			if (bev_io_uring_defer(beu, 1)) {
@@ -936,8 +956,7 @@ be_io_uring_ctrl(struct bufferevent *bev, enum bufferevent_ctrl_op op,
 			}
 			bufferevent_decref_(bev);
 		}
-		if (beu->cfd.iop)
-			bev_io_uring_close_rf(beu, 1);
+		bev_io_uring_close_rf(beu, 1);
 		bev_io_uring_del_read(beu);
 		beu->ok = 0;
 		/* a poll holds the file too */

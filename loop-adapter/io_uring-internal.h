@@ -78,6 +78,12 @@ void io_uring_cfd_note_(struct io_uring_cfd *cfd);
  * with the base lock held. */
 int io_uring_in_wait_(struct event_base *base);
 
+/* Whether cfd's engine still serves this bufferevent: the base was not
+ * freed or reinitialised since io_uring_cfd_init_, and this is the process
+ * that made the ring (a child after fork must not touch it, even before
+ * event_reinit). */
+int io_uring_cfd_live_(const struct io_uring_cfd *cfd);
+
 /* Forget cfd (its bufferevent is going away): off the backend's lists,
  * callback cancelled.  cfd->iop is NULL afterwards, and also once the base
  * was freed or reinitialised after fork (the engine is gone then). */

@@ -743,6 +743,12 @@ io_uring_in_wait_(struct event_base *base)
 	return (base->evsel == &io_uringops && iop->waiting);
 }
 
+int
+io_uring_cfd_live_(const struct io_uring_cfd *cfd)
+{
+	return (cfd->iop && io_uring_same_process(cfd->iop));
+}
+
 void
 io_uring_cfd_note_(struct io_uring_cfd *cfd)
 {

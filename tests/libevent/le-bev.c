@@ -23,6 +23,18 @@
  *   connect  connect to a closed port: BEV_EVENT_ERROR with
  *            ECONNREFUSED; connect then EOF from the peer: CONNECTED, then
  *            READING|EOF; timeouts: READING|TIMEOUT after 100 ms idle
+ *   fork     fork() while a completion bufferevent has a large send in
+ *            flight (its peer reads nothing for a while, 24 MiB queued);
+ *            the parent goes on and its peer checks every byte of the
+ *            stream; the child calls event_reinit, frees what it
+ *            inherited, ping-pongs 1 MiB over its own bufferevents,
+ *            frees them and the base and exits 0; both end with every
+ *            allocation libevent made since the start freed
+ *   fork-free-first  the same, but the child frees what it inherited
+ *            before event_reinit, on a thread where any io_uring system
+ *            call ends the child (on epoll that free deletes the
+ *            parent's fds from the epoll set they share: compare with
+ *            socket bufferevents on io_uring)
  *   setfd    bufferevent_setfd on a bufferevent made with fd -1, with a
  *            TCP socket whose connect is not over: connect() by hand
  *            (EINPROGRESS) then setfd, and setfd then connect(); output
@@ -49,12 +61,19 @@
 #include <event2/thread.h>
 #include <pthread.h>
 #include <errno.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define CHECK(cond, ...) do { if (!(cond)) { \
@@ -62,8 +81,116 @@
     fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); exit(1); } } while (0)
 
 static int    want_completion = 1;
+static long   mem_live;     /* libevent's allocations not yet freed */
 static short  ev_seen;
 static int    ev_errno;
+
+/* libevent's allocator, counted (event_set_mem_functions). */
+static void *
+mem_malloc(size_t n)
+{
+    void  *p = malloc(n);
+
+    if (p != NULL) {
+        __atomic_add_fetch(&mem_live, 1, __ATOMIC_RELAXED);
+    }
+    return p;
+}
+
+static void *
+mem_realloc(void *p, size_t n)
+{
+    void  *q = realloc(p, n);
+
+    if (p == NULL && q != NULL) {
+        __atomic_add_fetch(&mem_live, 1, __ATOMIC_RELAXED);
+    }
+    return q;
+}
+
+static void
+mem_free(void *p)
+{
+    if (p != NULL) {
+        __atomic_sub_fetch(&mem_live, 1, __ATOMIC_RELAXED);
+    }
+    free(p);
+}
+
+/*
+ * The engine belongs to the thread that runs the loop, and a ring to the
+ * process that made it.  A thread that must not touch any ring (another
+ * thread while the loop runs, a child before event_reinit) calls this:
+ * from then on an io_uring system call on this thread, and only this
+ * thread, ends the process with status 3 (seccomp, no TSYNC).
+ */
+static void
+sigsys_cb(int sig, siginfo_t *si, void *uc)
+{
+    static const char  msg[] = "le-bev: io_uring system call on a thread "
+                               "that must not touch the ring\n";
+
+    (void) sig;
+    (void) si;
+    (void) uc;
+    (void) !write(2, msg, sizeof(msg) - 1);
+    _exit(3);
+}
+
+static void
+no_io_uring_here(void)
+{
+    struct sock_filter  f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+                 offsetof(struct seccomp_data, arch)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+                 offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_enter, 3, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_register, 2, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP),
+    };
+    struct sock_fprog   prog = { sizeof(f) / sizeof(f[0]), f };
+    struct sigaction    sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = sigsys_cb;
+    sa.sa_flags = SA_SIGINFO;
+    CHECK(sigaction(SIGSYS, &sa, NULL) == 0, "sigaction");
+    CHECK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0
+          && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0,
+          "seccomp: %s", strerror(errno));
+}
+
+/* Run fn(arg) on a thread of its own that may not touch any ring. */
+struct no_ring_call {
+    void  (*fn)(void *);
+    void   *arg;
+};
+
+static void *
+no_ring_thread(void *arg)
+{
+    struct no_ring_call  *c = arg;
+
+    no_io_uring_here();
+    c->fn(c->arg);
+    return NULL;
+}
+
+static void
+call_without_ring(void (*fn)(void *), void *arg)
+{
+    struct no_ring_call  c = { fn, arg };
+    pthread_t            t;
+
+    CHECK(pthread_create(&t, NULL, no_ring_thread, &c) == 0,
+          "pthread_create");
+    CHECK(pthread_join(t, NULL) == 0, "pthread_join");
+}
 
 /* The kind's name is the first field of the bufferevent's ops. */
 static int
@@ -628,6 +755,205 @@ test_connect(void)
     event_base_free(base);
 }
 
+/* ---- fork with a send in flight ---------------------------------------- */
+
+#define FORK_BYTES  (24u << 20)
+#define FORK_MSG    (64u << 10)
+#define FORK_ROUNDS 16
+
+static size_t  fork_sent, fork_got;
+static int     fork_rounds;
+
+static void
+fork_fill(struct bufferevent *bev, void *arg)
+{
+    unsigned char  buf[65536];
+    size_t         i;
+
+    (void) arg;
+    while (fork_sent < FORK_BYTES
+           && evbuffer_get_length(bufferevent_get_output(bev)) < (8u << 20))
+    {
+        for (i = 0; i < sizeof(buf); i++) {
+            buf[i] = pattern(5, fork_sent + i);
+        }
+        bufferevent_write(bev, buf, sizeof(buf));
+        fork_sent += sizeof(buf);
+    }
+}
+
+static void
+fork_read(struct bufferevent *bev, void *arg)
+{
+    unsigned char  buf[16384];
+    size_t         n, i;
+
+    (void) arg;
+    while ((n = bufferevent_read(bev, buf, sizeof(buf))) > 0) {
+        for (i = 0; i < n; i++) {
+            CHECK(buf[i] == pattern(5, fork_got + i),
+                  "fork: parent's stream: byte %zu is %u, want %u",
+                  fork_got + i, buf[i], pattern(5, fork_got + i));
+        }
+        fork_got += n;
+    }
+}
+
+/* The child's own pair: a sends FORK_MSG bytes, b echoes them back, a
+ * checks them and sends the next round. */
+static void
+fork_child_read(struct bufferevent *bev, void *arg)
+{
+    struct bufferevent  *a = arg;
+    struct evbuffer     *in = bufferevent_get_input(bev);
+    unsigned char        buf[FORK_MSG];
+    size_t               i;
+
+    if (bev != a) {
+        bufferevent_write_buffer(bev, in);
+        return;
+    }
+    while (evbuffer_get_length(in) >= FORK_MSG) {
+        evbuffer_remove(in, buf, FORK_MSG);
+        for (i = 0; i < FORK_MSG; i++) {
+            CHECK(buf[i] == pattern(fork_rounds, i),
+                  "fork: child's round %d: byte %zu", fork_rounds, i);
+        }
+        if (++fork_rounds == FORK_ROUNDS) {
+            event_base_loopexit(bufferevent_get_base(bev), NULL);
+            return;
+        }
+        for (i = 0; i < FORK_MSG; i++) {
+            buf[i] = pattern(fork_rounds, i);
+        }
+        bufferevent_write(a, buf, FORK_MSG);
+    }
+}
+
+struct fork_inherited {
+    struct bufferevent     *s, *r;
+    struct evconnlistener  *lev;
+};
+
+static void
+fork_free_inherited(void *arg)
+{
+    struct fork_inherited  *in = arg;
+
+    bufferevent_free(in->s);
+    bufferevent_free(in->r);
+    evconnlistener_free(in->lev);
+}
+
+static void
+fork_child(struct event_base *base, struct evconnlistener *lev,
+    struct bufferevent *s, struct bufferevent *r, struct event *to,
+    int free_first, long mem_start)
+{
+    struct bufferevent     *a, *b;
+    unsigned char           buf[FORK_MSG];
+    struct timeval          tv = { 10, 0 };
+    int                     sv[2];
+    size_t                  i;
+    struct fork_inherited   in = { s, r, lev };
+
+    alarm(20);
+    /* What the parent uses is the parent's: let go of it, as a child on
+     * socket bufferevents must (their events would poll the parent's
+     * sockets again after event_reinit).  Before event_reinit the ring is
+     * still the parent's: freeing must not reach it. */
+    if (free_first) {
+        call_without_ring(fork_free_inherited, &in);
+    }
+    CHECK(event_reinit(base) == 0, "fork: event_reinit");
+    if (!free_first) {
+        fork_free_inherited(&in);
+    }
+
+    CHECK(evutil_socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0, "socketpair");
+    evutil_make_socket_nonblocking(sv[0]);
+    evutil_make_socket_nonblocking(sv[1]);
+    a = bufferevent_socket_new(base, sv[0], BEV_OPT_CLOSE_ON_FREE);
+    b = bufferevent_socket_new(base, sv[1], BEV_OPT_CLOSE_ON_FREE);
+    check_kind(a, "child's own");
+    bufferevent_setcb(a, fork_child_read, NULL, fail_event, a);
+    bufferevent_setcb(b, fork_child_read, NULL, fail_event, a);
+    bufferevent_enable(a, EV_READ | EV_WRITE);
+    bufferevent_enable(b, EV_READ | EV_WRITE);
+    for (i = 0; i < FORK_MSG; i++) {
+        buf[i] = pattern(0, i);
+    }
+    bufferevent_write(a, buf, FORK_MSG);
+    evtimer_add(to, &tv);
+    event_base_dispatch(base);
+    CHECK(fork_rounds == FORK_ROUNDS, "fork: child: %d of %d rounds",
+          fork_rounds, FORK_ROUNDS);
+    bufferevent_free(a);
+    bufferevent_free(b);
+    event_free(to);
+    event_base_free(base);
+    CHECK(mem_live == mem_start, "fork: child: %ld of libevent's allocations "
+          "not freed", mem_live - mem_start);
+    exit(0);
+}
+
+static void
+test_fork(int free_first)
+{
+    long                    mem_start = mem_live;
+    struct event_base      *base = event_base_new();
+    struct evconnlistener  *lev = echo_server(base);
+    struct bufferevent     *s, *r;
+    struct timeval          tv = { 30, 0 };
+    struct event           *to;
+    size_t                  before;
+    pid_t                   pid;
+    int                     st, i;
+
+    evconnlistener_disable(lev);
+    tcp_pair(base, lev, &s, &r);
+    bufferevent_setcb(s, NULL, fork_fill, fail_event, "fork: sender");
+    bufferevent_setcb(r, fork_read, NULL, fail_event, "fork: reader");
+    bufferevent_enable(s, EV_WRITE);
+    bufferevent_enable(r, EV_READ);
+    to = evtimer_new(base, timeout_cb, "fork");
+    evtimer_add(to, &tv);
+    fork_fill(s, NULL);
+    /* the reader takes a little, then nothing: the socket buffers fill
+     * and the sender's send stays in the kernel */
+    event_base_loop(base, EVLOOP_ONCE);
+    bufferevent_disable(r, EV_READ);
+    for (i = 0; i < 20; i++) {
+        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+        usleep(5000);
+    }
+    before = evbuffer_get_length(bufferevent_get_output(s));
+    CHECK(before > 0, "fork: the sender's output drained before the fork");
+    fprintf(stderr, "le-bev: fork with %zu bytes out, %zu read\n", before,
+            fork_got);
+
+    pid = fork();
+    CHECK(pid >= 0, "fork");
+    if (pid == 0) {
+        fork_child(base, lev, s, r, to, free_first, mem_start);
+    }
+    bufferevent_enable(r, EV_READ);
+    while (fork_got < FORK_BYTES) {
+        event_base_loop(base, EVLOOP_ONCE);
+    }
+    CHECK(fork_got == FORK_BYTES && fork_sent == FORK_BYTES,
+          "fork: sent %zu, got %zu", fork_sent, fork_got);
+    CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st)
+          && WEXITSTATUS(st) == 0, "fork: child: status 0x%x", st);
+    bufferevent_free(s);
+    bufferevent_free(r);
+    evconnlistener_free(lev);
+    event_free(to);
+    event_base_free(base);
+    CHECK(mem_live == mem_start, "fork: parent: %ld of libevent's allocations "
+          "not freed", mem_live - mem_start);
+}
+
 /* ---- setfd with a socket still connecting ------------------------------ */
 
 #define SETFD_BYTES  (256u << 10)
@@ -924,12 +1250,14 @@ main(int argc, char **argv)
 {
     struct event_base  *base;
 
-    CHECK(argc >= 2, "usage: le-bev kind|echo|slow|free|threads|connect|setfd "
+    CHECK(argc >= 2, "usage: le-bev kind|echo|slow|free|threads|connect|fork|"
+          "fork-free-first|setfd "
           "[completion|socket]");
     if (argc > 2) {
         want_completion = strcmp(argv[2], "socket") != 0;
     }
     signal(SIGPIPE, SIG_IGN);
+    event_set_mem_functions(mem_malloc, mem_realloc, mem_free);
     base = event_base_new();
     CHECK(base != NULL, "event_base_new");
     fprintf(stderr, "le-bev: method %s\n", event_base_get_method(base));
@@ -947,6 +1275,10 @@ main(int argc, char **argv)
         test_threads();
     } else if (strcmp(argv[1], "connect") == 0) {
         test_connect();
+    } else if (strcmp(argv[1], "fork") == 0) {
+        test_fork(0);
+    } else if (strcmp(argv[1], "fork-free-first") == 0) {
+        test_fork(1);
     } else if (strcmp(argv[1], "setfd") == 0) {
         test_setfd();
     } else {

@@ -49,6 +49,14 @@ run bev-setfd-connecting  "$bin/le-bev" setfd
 run bev-setfd-connecting-socket env EVENT_IO_URING_NO_BEV=1 \
                               "$bin/le-bev" setfd socket
 run bev-setfd-connecting-epoll env EVENT_NOIO_URING=1 "$bin/le-bev" setfd socket
+run bev-fork-inflight     "$bin/le-bev" fork
+run bev-fork-inflight-socket env EVENT_IO_URING_NO_BEV=1 "$bin/le-bev" fork socket
+run bev-fork-inflight-epoll env EVENT_NOIO_URING=1 "$bin/le-bev" fork socket
+run bev-fork-free-first   "$bin/le-bev" fork-free-first
+run bev-fork-free-first-socket env EVENT_IO_URING_NO_BEV=1 \
+                              "$bin/le-bev" fork-free-first socket
+run bev-fork-inflight-asan env ASAN_OPTIONS=detect_leaks=1 \
+                              "$bin/le-bev-asan" fork
 run bev-threads           "$bin/le-bev" threads
 run bev-echo              "$bin/le-bev" echo
 run bev-enobufs-storm     env EVENT_IO_URING_BUFFERS=8 LE_BEV_CONNS=128 \

@@ -14,7 +14,9 @@
 #      modes, avoid by env and by config, fork, threads, 10,000 fds, the seccomp
 #      fallback, and an unmodified Debian memcached run as a drop-in;
 #      completion bufferevents (le-bev.c): kind, connect, setfd with a socket
-#      still connecting (also on socket bufferevents), echo with an
+#      still connecting (also on socket bufferevents), fork with a send in
+#      flight (child frees what it inherited after or before event_reinit),
+#      echo with an
 #      ENOBUFS storm (8 buffers, 128 connections), slow reader, and free
 #      with I/O in flight built with ASan
 
