@@ -135,6 +135,7 @@ struct bufferevent_io_uring {
 	unsigned want_io : 1;		/* consider reading and writing in
 					   the loop thread */
 	unsigned want_close : 1;	/* close rf in the loop thread */
+	unsigned want_setfd : 1;	/* put fd on the engine there */
 	unsigned read_added : 1;	/* virtual events held */
 	unsigned write_added : 1;
 };
@@ -161,25 +162,35 @@ upcast(struct bufferevent *bev)
 static void bev_io_uring_consider_reading(struct bufferevent_io_uring *);
 static void bev_io_uring_consider_writing(struct bufferevent_io_uring *);
 static void bev_io_uring_connect_cb(evutil_socket_t, short, void *);
+static int bev_io_uring_attach(struct bufferevent_io_uring *);
+
+/* What bev_io_uring_defer leaves to the loop's thread. */
+#define BEV_IO_URING_IO		0	/* consider reading and writing */
+#define BEV_IO_URING_CLOSE	1	/* close the handle (free) */
+#define BEV_IO_URING_SETFD	2	/* close it, open one for fd */
 
 /*
- * A thread other than the loop's may call us (bufferevent_write from a
- * worker) while the loop's thread waits in the engine with the base lock
- * released; the engine is not thread-safe.  Then the work is left to our
- * callback, which runs in the loop's thread: returns 1 if deferred.  Without
- * threads the base lock is a no-op and nothing is deferred.
+ * A thread other than the loop's may call us (bufferevent_write,
+ * bufferevent_setfd, bufferevent_free from a worker) while the loop's
+ * thread runs: waiting in the engine with the base lock released, or
+ * running callbacks, which use the engine unlocked.  The engine is not
+ * thread-safe, so then the work is left to our callback, which runs in the
+ * loop's thread: returns 1 if deferred.  Without threads the base lock is
+ * a no-op and nothing is deferred.
  */
 static int
-bev_io_uring_defer(struct bufferevent_io_uring *beu, int close)
+bev_io_uring_defer(struct bufferevent_io_uring *beu, int what)
 {
 	struct event_base *base = beu->bev.bev.ev_base;
 	int busy;
 
 	EVBASE_ACQUIRE_LOCK(base, th_base_lock);
-	busy = io_uring_in_wait_(base);
+	busy = io_uring_loop_elsewhere_(base);
 	if (busy) {
-		if (close)
+		if (what == BEV_IO_URING_CLOSE)
 			beu->want_close = 1;
+		else if (what == BEV_IO_URING_SETFD)
+			beu->want_setfd = 1;
 		else
 			beu->want_io = 1;
 		event_callback_activate_nolock_(base, &beu->cfd.cb);
@@ -625,9 +636,12 @@ bev_io_uring_cb(struct event_callback *cb, void *arg)
 		bev_io_uring_write_complete(beu);
 	if (beu->want_close) {
 		beu->want_close = 0;
+		beu->want_setfd = 0;
 		bev_io_uring_close_rf(beu, 1);
 		bufferevent_decref_(bev);	/* CANCEL_ALL's */
 	}
+	if (beu->want_setfd && bev_io_uring_attach(beu) < 0)
+		event_warn("%s: fd %d", __func__, (int)beu->fd);
 	if (beu->want_io) {
 		beu->want_io = 0;
 		bev_io_uring_consider_reading(beu);
@@ -649,7 +663,7 @@ bev_io_uring_consider_reading(struct bufferevent_io_uring *beu)
 	struct bufferevent *bev = &beu->bev.bev;
 	int r;
 
-	if (bev_io_uring_defer(beu, 0))
+	if (bev_io_uring_defer(beu, BEV_IO_URING_IO))
 		return;
 	if (bev_io_uring_check_engine(beu) < 0 || !beu->ok || !beu->rf ||
 	    beu->bev.connecting || beu->unconnected ||
@@ -690,7 +704,7 @@ bev_io_uring_consider_writing(struct bufferevent_io_uring *beu)
 	if (beu->write_in_progress || beu->bev.connecting ||
 	    beu->unconnected)
 		return;
-	if (bev_io_uring_defer(beu, 0))
+	if (bev_io_uring_defer(beu, BEV_IO_URING_IO))
 		return;
 	if (bev_io_uring_check_engine(beu) < 0 || !beu->ok || !beu->rf ||
 	    !(bev->enabled & EV_WRITE) || beu->bev.write_suspended ||
@@ -788,7 +802,7 @@ be_io_uring_enable(struct bufferevent *bev, short what)
 		return (0);
 	}
 	if (!beu->ok)
-		return (-1);
+		return (beu->want_setfd ? 0 : -1);
 	bev_io_uring_timers(bev, beu->fd);
 
 	if (what & EV_READ) {
@@ -890,6 +904,38 @@ be_io_uring_flush(struct bufferevent *bev, short what,
 	return (0);
 }
 
+/*
+ * The engine's part of bufferevent_setfd, in the loop's thread (or while
+ * no loop runs): close the old fd's handle, open one for beu->fd, and
+ * start I/O, or watch a connect.
+ */
+static int
+bev_io_uring_attach(struct bufferevent_io_uring *beu)
+{
+	struct bufferevent *bev = &beu->bev.bev;
+
+	beu->want_setfd = 0;
+	if (!bev_io_uring_engine_gone(beu))
+		bev_io_uring_close_rf(beu, 0);
+	/* takes the base's new engine, and opens beu->fd on it, if ours was
+	 * gone */
+	if (bev_io_uring_check_engine(beu) < 0)
+		return (beu->fd < 0 ? 0 : -1);
+	if (beu->fd < 0)
+		return (0);
+	if (!beu->rf &&
+	    !(beu->rf = rp_fd_open(beu->engine, beu->fd, &beu->cfd)))
+		return (-1);
+	beu->ok = 1;
+	if (beu->unconnected)
+		bev_io_uring_watch(beu, 1);
+	else
+		be_io_uring_enable(bev, bev->enabled &
+		    ~((beu->bev.read_suspended ? EV_READ : 0) |
+			(beu->bev.write_suspended ? EV_WRITE : 0)));
+	return (0);
+}
+
 static int
 bev_io_uring_setfd(struct bufferevent_io_uring *beu, evutil_socket_t fd)
 {
@@ -901,8 +947,6 @@ bev_io_uring_setfd(struct bufferevent_io_uring *beu, evutil_socket_t fd)
 		    "bufferevent cannot use it", __func__, (int)fd);
 		return (-1);
 	}
-	if (bev_io_uring_check_engine(beu) == 0)
-		bev_io_uring_close_rf(beu, 0);
 	bev_io_uring_del_read(beu);
 	bev_io_uring_timers(bev, fd);
 	/* as be_socket_setfd */
@@ -915,18 +959,11 @@ bev_io_uring_setfd(struct bufferevent_io_uring *beu, evutil_socket_t fd)
 	beu->fd = fd;
 	beu->ok = 0;
 	beu->unconnected = fd >= 0 && !connected;
-	if (fd < 0 || !beu->engine)
-		return (fd < 0 ? 0 : -1);
-	if (!(beu->rf = rp_fd_open(beu->engine, fd, &beu->cfd)))
-		return (-1);
-	beu->ok = 1;
-	if (beu->unconnected)
-		bev_io_uring_watch(beu, 1);
-	else
-		be_io_uring_enable(bev, bev->enabled &
-		    ~((beu->bev.read_suspended ? EV_READ : 0) |
-			(beu->bev.write_suspended ? EV_WRITE : 0)));
-	return (0);
+	/* From another thread while the loop runs, the engine's part (and
+	 * any error of it: a warning) comes in the loop's thread. */
+	if (bev_io_uring_defer(beu, BEV_IO_URING_SETFD))
+		return (0);
+	return (bev_io_uring_attach(beu));
 }
 
 static int
@@ -949,7 +986,7 @@ be_io_uring_ctrl(struct bufferevent *bev, enum bufferevent_ctrl_op op,
 		bev_io_uring_engine_gone(beu);
 		if (beu->rf) {
 			bufferevent_incref_(bev);
-			if (bev_io_uring_defer(beu, 1)) {
+			if (bev_io_uring_defer(beu, BEV_IO_URING_CLOSE)) {
 				beu->ok = 0;
 				bev_io_uring_del_read(beu);
 				return (0);
@@ -959,6 +996,7 @@ be_io_uring_ctrl(struct bufferevent *bev, enum bufferevent_ctrl_op op,
 		bev_io_uring_close_rf(beu, 1);
 		bev_io_uring_del_read(beu);
 		beu->ok = 0;
+		beu->want_setfd = 0;
 		/* a poll holds the file too */
 		if (event_get_callback(&bev->ev_write) ==
 		    bev_io_uring_connect_cb)

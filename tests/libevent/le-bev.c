@@ -48,6 +48,15 @@
  *            was added last); a
  *            connect that hangs (full accept queue): WRITING|TIMEOUT and
  *            READING|TIMEOUT after 100 ms
+ *   threads-setfd  the loop runs in a second thread; a third thread,
+ *            where any io_uring system call ends the process (only the
+ *            loop's thread may touch the ring), moves a completion
+ *            bufferevent (BEV_OPT_THREADSAFE) to new sockets with
+ *            bufferevent_setfd (connected: while the loop waits in the
+ *            engine and while it runs a callback; then still connecting) and
+ *            checks the echo of each, frees it with 4 MiB going out, and
+ *            makes one with fd -1, setfd, reads it from its own thread
+ *            and frees it
  * Kind: the name in the bufferevent's ops (event2/bufferevent_struct.h):
  * "socket_io_uring" for a completion bufferevent.
  * Prints "ok" and exits 0, or names the failed check and exits 1.
@@ -1245,13 +1254,242 @@ test_threads(void)
     event_base_free(base);
 }
 
+/* ---- setfd and free from another thread --------------------------------- */
+
+struct ts {
+    struct event_base   *base;
+    struct sockaddr_in   sin;
+    struct bufferevent  *a;
+    int                  fd;        /* a's socket now */
+    size_t               sent;
+    size_t               got;       /* echoed back, checked (loop thread) */
+    struct event        *hold;      /* keeps the loop's thread in a callback */
+};
+
+static volatile int  ts_started, ts_holding, ts_release;
+
+/* The loop's thread runs callbacks (not waiting in the engine) until the
+ * other thread is done. */
+static void
+ts_hold_cb(evutil_socket_t fd, short what, void *arg)
+{
+    int  ms;
+
+    (void) fd;
+    (void) what;
+    (void) arg;
+    __atomic_store_n(&ts_holding, 1, __ATOMIC_SEQ_CST);
+    for (ms = 0; ms < 5000 && !__atomic_load_n(&ts_release, __ATOMIC_SEQ_CST);
+         ms++)
+    {
+        usleep(1000);
+    }
+    __atomic_store_n(&ts_holding, 0, __ATOMIC_SEQ_CST);
+}
+
+static void
+ts_start_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void) fd;
+    (void) what;
+    (void) arg;
+    __atomic_store_n(&ts_started, 1, __ATOMIC_SEQ_CST);
+}
+
+static void
+ts_read(struct bufferevent *bev, void *arg)
+{
+    struct ts      *t = arg;
+    unsigned char   buf[8192];
+    size_t          n, i, got = __atomic_load_n(&t->got, __ATOMIC_SEQ_CST);
+
+    while ((n = bufferevent_read(bev, buf, sizeof(buf))) > 0) {
+        for (i = 0; i < n; i++) {
+            CHECK(buf[i] == pattern(11, got + i), "threads-setfd: byte %zu",
+                  got + i);
+        }
+        got += n;
+    }
+    __atomic_store_n(&t->got, got, __ATOMIC_SEQ_CST);
+}
+
+static void
+ts_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void) bev;
+    (void) arg;
+    CHECK(0, "threads-setfd: event 0x%x (%s)", what, strerror(errno));
+}
+
+static int
+ts_connect(const struct sockaddr_in *sin)
+{
+    int  fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    CHECK(connect(fd, (const struct sockaddr *) sin, sizeof(*sin)) == 0,
+          "connect");
+    evutil_make_socket_nonblocking(fd);
+    return fd;
+}
+
+/* Write n more bytes of the stream and wait for their echo. */
+static void
+ts_echo(struct ts *t, size_t n, const char *what)
+{
+    unsigned char  buf[4096];
+    size_t         end = t->sent + n, k, i;
+    int            ms;
+
+    while (t->sent < end) {
+        k = end - t->sent < sizeof(buf) ? end - t->sent : sizeof(buf);
+        for (i = 0; i < k; i++) {
+            buf[i] = pattern(11, t->sent + i);
+        }
+        bufferevent_write(t->a, buf, k);
+        t->sent += k;
+    }
+    for (ms = 0; ms < 10000
+         && __atomic_load_n(&t->got, __ATOMIC_SEQ_CST) < end; ms++)
+    {
+        usleep(1000);
+    }
+    CHECK(t->got == end, "threads-setfd: %s: %zu of %zu bytes back", what,
+          t->got, end);
+}
+
+static void
+ts_worker(void *arg)
+{
+    struct ts           *t = arg;
+    struct bufferevent  *d;
+    static unsigned char big[4u << 20];
+    unsigned char        buf[4096];
+    struct timeval       tv = { 0, 0 };
+    size_t               got = 0, n, i;
+    int                  fd, ms;
+
+    ts_echo(t, 64 << 10, "before setfd");
+
+    /* to a connected socket; the old one is the caller's to close */
+    fd = ts_connect(&t->sin);
+    CHECK(bufferevent_setfd(t->a, fd) == 0, "setfd");
+    close(t->fd);
+    t->fd = fd;
+    check_kind(t->a, "after setfd from another thread");
+    ts_echo(t, 256 << 10, "setfd, connected");
+
+    /* again, while the loop's thread runs a callback */
+    event_add(t->hold, &tv);
+    for (ms = 0; ms < 5000 && !__atomic_load_n(&ts_holding, __ATOMIC_SEQ_CST);
+         ms++)
+    {
+        usleep(1000);
+    }
+    CHECK(ts_holding, "threads-setfd: the loop's thread is not in the "
+          "callback");
+    fd = ts_connect(&t->sin);
+    CHECK(bufferevent_setfd(t->a, fd) == 0, "setfd");
+    close(t->fd);
+    t->fd = fd;
+    __atomic_store_n(&ts_release, 1, __ATOMIC_SEQ_CST);
+    ts_echo(t, 256 << 10, "setfd during a callback");
+
+    /* to one whose connect is not over */
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    evutil_make_socket_nonblocking(fd);
+    connect_pending(fd, &t->sin);
+    CHECK(bufferevent_setfd(t->a, fd) == 0, "setfd");
+    close(t->fd);
+    t->fd = fd;
+    ts_echo(t, 256 << 10, "setfd, connecting");
+
+    /* freed with a send in flight */
+    bufferevent_write(t->a, big, sizeof(big));
+    bufferevent_free(t->a);
+    t->a = NULL;
+
+    /* made here with fd -1, given one, read here */
+    d = bufferevent_socket_new(t->base, -1,
+                               BEV_OPT_CLOSE_ON_FREE | BEV_OPT_THREADSAFE);
+    CHECK(d != NULL, "bufferevent_socket_new(-1)");
+    check_kind(d, "fd -1 from another thread");
+    bufferevent_setcb(d, NULL, NULL, ts_event, NULL);
+    CHECK(bufferevent_setfd(d, ts_connect(&t->sin)) == 0, "setfd");
+    bufferevent_enable(d, EV_READ | EV_WRITE);
+    for (i = 0; i < sizeof(buf); i++) {
+        buf[i] = pattern(12, i);
+    }
+    for (i = 0; i < 64; i++) {
+        bufferevent_write(d, buf, sizeof(buf));
+    }
+    for (ms = 0; ms < 10000 && got < 64 * sizeof(buf); ms++) {
+        while ((n = bufferevent_read(d, buf, sizeof(buf))) > 0) {
+            for (i = 0; i < n; i++) {
+                CHECK(buf[i] == pattern(12, (got + i) % sizeof(buf)),
+                      "threads-setfd: read here: byte %zu", got + i);
+            }
+            got += n;
+        }
+        usleep(1000);
+    }
+    CHECK(got == 64 * sizeof(buf), "threads-setfd: read here: %zu bytes",
+          got);
+    bufferevent_free(d);
+}
+
+static void
+test_threads_setfd(void)
+{
+    struct evconnlistener  *lev;
+    struct event           *keep, *start;
+    struct timeval          tv = { 3600, 0 }, zero = { 0, 0 };
+    struct ts               t;
+    pthread_t               loop;
+    int                     ms;
+
+    alarm(60);      /* a deadlock ends the process too */
+    CHECK(evthread_use_pthreads() == 0, "evthread_use_pthreads");
+    memset(&t, 0, sizeof(t));
+    t.base = event_base_new();
+    lev = echo_server(t.base);
+    t.sin = listen_addr(lev);
+    t.fd = ts_connect(&t.sin);
+    t.a = bufferevent_socket_new(t.base, t.fd,
+                                 BEV_OPT_CLOSE_ON_FREE | BEV_OPT_THREADSAFE);
+    check_kind(t.a, "threadsafe TCP");
+    bufferevent_setcb(t.a, ts_read, NULL, ts_event, &t);
+    bufferevent_enable(t.a, EV_READ | EV_WRITE);
+    keep = evtimer_new(t.base, timeout_cb, "threads-setfd");
+    evtimer_add(keep, &tv);
+    start = evtimer_new(t.base, ts_start_cb, NULL);
+    evtimer_add(start, &zero);
+    t.hold = evtimer_new(t.base, ts_hold_cb, NULL);
+    CHECK(pthread_create(&loop, NULL, thr_loop, t.base) == 0,
+          "pthread_create");
+    for (ms = 0; ms < 5000 && !ts_started; ms++) {
+        usleep(1000);
+    }
+    CHECK(ts_started, "threads-setfd: the loop did not start");
+    usleep(10000);
+
+    call_without_ring(ts_worker, &t);
+
+    event_base_loopbreak(t.base);
+    pthread_join(loop, NULL);
+    event_free(keep);
+    event_free(start);
+    event_free(t.hold);
+    evconnlistener_free(lev);
+    event_base_free(t.base);
+}
+
 int
 main(int argc, char **argv)
 {
     struct event_base  *base;
 
-    CHECK(argc >= 2, "usage: le-bev kind|echo|slow|free|threads|connect|fork|"
-          "fork-free-first|setfd "
+    CHECK(argc >= 2, "usage: le-bev kind|echo|slow|free|threads|threads-setfd|"
+          "connect|fork|fork-free-first|setfd "
           "[completion|socket]");
     if (argc > 2) {
         want_completion = strcmp(argv[2], "socket") != 0;
@@ -1275,6 +1513,8 @@ main(int argc, char **argv)
         test_threads();
     } else if (strcmp(argv[1], "connect") == 0) {
         test_connect();
+    } else if (strcmp(argv[1], "threads-setfd") == 0) {
+        test_threads_setfd();
     } else if (strcmp(argv[1], "fork") == 0) {
         test_fork(0);
     } else if (strcmp(argv[1], "fork-free-first") == 0) {

@@ -58,6 +58,13 @@ run bev-fork-free-first-socket env EVENT_IO_URING_NO_BEV=1 \
 run bev-fork-inflight-asan env ASAN_OPTIONS=detect_leaks=1 \
                               "$bin/le-bev-asan" fork
 run bev-threads           "$bin/le-bev" threads
+run bev-threads-setfd     "$bin/le-bev" threads-setfd
+run bev-threads-setfd-socket env EVENT_IO_URING_NO_BEV=1 \
+                              "$bin/le-bev" threads-setfd socket
+run bev-threads-setfd-epoll env EVENT_NOIO_URING=1 \
+                              "$bin/le-bev" threads-setfd socket
+run bev-threads-setfd-asan env ASAN_OPTIONS=detect_leaks=1 \
+                              "$bin/le-bev-asan" threads-setfd
 run bev-echo              "$bin/le-bev" echo
 run bev-enobufs-storm     env EVENT_IO_URING_BUFFERS=8 LE_BEV_CONNS=128 \
                               "$bin/le-bev" echo

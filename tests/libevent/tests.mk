@@ -16,7 +16,7 @@
 #      completion bufferevents (le-bev.c): kind, connect, setfd with a socket
 #      still connecting (also on socket bufferevents), fork with a send in
 #      flight (child frees what it inherited after or before event_reinit),
-#      echo with an
+#      setfd/free/read from a thread that may not touch the ring, echo with an
 #      ENOBUFS storm (8 buffers, 128 connections), slow reader, and free
 #      with I/O in flight built with ASan
 
