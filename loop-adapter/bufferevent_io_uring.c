@@ -927,9 +927,12 @@ bev_io_uring_attach(struct bufferevent_io_uring *beu)
 	    !(beu->rf = rp_fd_open(beu->engine, beu->fd, &beu->cfd)))
 		return (-1);
 	beu->ok = 1;
-	if (beu->unconnected)
-		bev_io_uring_watch(beu, 1);
-	else
+	if (beu->unconnected) {
+		/* bufferevent_socket_connect watches its own connect in
+		 * ev_write (this may run after it, handed over) */
+		if (!beu->bev.connecting)
+			bev_io_uring_watch(beu, 1);
+	} else
 		be_io_uring_enable(bev, bev->enabled &
 		    ~((beu->bev.read_suspended ? EV_READ : 0) |
 			(beu->bev.write_suspended ? EV_WRITE : 0)));

@@ -54,9 +54,11 @@
  *            bufferevent (BEV_OPT_THREADSAFE) to new sockets with
  *            bufferevent_setfd (connected: while the loop waits in the
  *            engine and while it runs a callback; then still connecting) and
- *            checks the echo of each, frees it with 4 MiB going out, and
+ *            checks the echo of each, frees it with 4 MiB going out,
  *            makes one with fd -1, setfd, reads it from its own thread
- *            and frees it
+ *            and frees it, and one more connected there with
+ *            bufferevent_socket_connect while the loop runs a callback,
+ *            to a full accept queue (the connect is pending for a second)
  * Kind: the name in the bufferevent's ops (event2/bufferevent_struct.h):
  * "socket_io_uring" for a completion bufferevent.
  * Prints "ok" and exits 0, or names the failed check and exits 1.
@@ -1332,6 +1334,64 @@ ts_connect(const struct sockaddr_in *sin)
     return fd;
 }
 
+static volatile short  ts_connected;
+
+static void
+ts_connect_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void) bev;
+    (void) arg;
+    CHECK(what == BEV_EVENT_CONNECTED, "threads-setfd: connect: event 0x%x "
+          "(%s)", what, strerror(errno));
+    __atomic_store_n(&ts_connected, 1, __ATOMIC_SEQ_CST);
+}
+
+/* Write 256 KiB to d and read their echo here, in this thread. */
+static void
+ts_echo_here(struct bufferevent *d, const char *what)
+{
+    unsigned char  buf[4096];
+    size_t         got = 0, n, i;
+    int            ms;
+
+    for (i = 0; i < sizeof(buf); i++) {
+        buf[i] = pattern(12, i);
+    }
+    for (i = 0; i < 64; i++) {
+        bufferevent_write(d, buf, sizeof(buf));
+    }
+    for (ms = 0; ms < 10000 && got < 64 * sizeof(buf); ms++) {
+        while ((n = bufferevent_read(d, buf, sizeof(buf))) > 0) {
+            for (i = 0; i < n; i++) {
+                CHECK(buf[i] == pattern(12, (got + i) % sizeof(buf)),
+                      "threads-setfd: %s: byte %zu", what, got + i);
+            }
+            got += n;
+        }
+        usleep(1000);
+    }
+    CHECK(got == 64 * sizeof(buf), "threads-setfd: %s: %zu bytes", what,
+          got);
+}
+
+/* Keep the loop's thread in a callback until ts_release. */
+static void
+ts_hold(struct ts *t)
+{
+    struct timeval  tv = { 0, 0 };
+    int             ms;
+
+    __atomic_store_n(&ts_release, 0, __ATOMIC_SEQ_CST);
+    event_add(t->hold, &tv);
+    for (ms = 0; ms < 5000 && !__atomic_load_n(&ts_holding, __ATOMIC_SEQ_CST);
+         ms++)
+    {
+        usleep(1000);
+    }
+    CHECK(ts_holding, "threads-setfd: the loop's thread is not in the "
+          "callback");
+}
+
 /* Write n more bytes of the stream and wait for their echo. */
 static void
 ts_echo(struct ts *t, size_t n, const char *what)
@@ -1363,10 +1423,10 @@ ts_worker(void *arg)
     struct ts           *t = arg;
     struct bufferevent  *d;
     static unsigned char big[4u << 20];
-    unsigned char        buf[4096];
-    struct timeval       tv = { 0, 0 };
-    size_t               got = 0, n, i;
-    int                  fd, ms;
+    struct sockaddr_in   sin;
+    socklen_t            len = sizeof(sin);
+    char                 buf[16];
+    int                  fd, l, ms;
 
     ts_echo(t, 64 << 10, "before setfd");
 
@@ -1379,14 +1439,7 @@ ts_worker(void *arg)
     ts_echo(t, 256 << 10, "setfd, connected");
 
     /* again, while the loop's thread runs a callback */
-    event_add(t->hold, &tv);
-    for (ms = 0; ms < 5000 && !__atomic_load_n(&ts_holding, __ATOMIC_SEQ_CST);
-         ms++)
-    {
-        usleep(1000);
-    }
-    CHECK(ts_holding, "threads-setfd: the loop's thread is not in the "
-          "callback");
+    ts_hold(t);
     fd = ts_connect(&t->sin);
     CHECK(bufferevent_setfd(t->a, fd) == 0, "setfd");
     close(t->fd);
@@ -1416,25 +1469,58 @@ ts_worker(void *arg)
     bufferevent_setcb(d, NULL, NULL, ts_event, NULL);
     CHECK(bufferevent_setfd(d, ts_connect(&t->sin)) == 0, "setfd");
     bufferevent_enable(d, EV_READ | EV_WRITE);
-    for (i = 0; i < sizeof(buf); i++) {
-        buf[i] = pattern(12, i);
-    }
-    for (i = 0; i < 64; i++) {
-        bufferevent_write(d, buf, sizeof(buf));
-    }
-    for (ms = 0; ms < 10000 && got < 64 * sizeof(buf); ms++) {
-        while ((n = bufferevent_read(d, buf, sizeof(buf))) > 0) {
-            for (i = 0; i < n; i++) {
-                CHECK(buf[i] == pattern(12, (got + i) % sizeof(buf)),
-                      "threads-setfd: read here: byte %zu", got + i);
-            }
-            got += n;
-        }
+    ts_echo_here(d, "setfd, read here");
+    bufferevent_free(d);
+
+    /* and one connected with bufferevent_socket_connect from here, to a
+     * listener whose accept queue is full (the SYN is dropped and sent
+     * again after a second), while the loop's thread runs a callback: the
+     * setfd inside is handed over with the connect still pending, and the
+     * connect's own watch must stay */
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(0x7f000001);
+    l = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(bind(l, (struct sockaddr *) &sin, sizeof(sin)) == 0
+          && listen(l, 0) == 0
+          && getsockname(l, (struct sockaddr *) &sin, &len) == 0, "listen");
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(connect(fd, (struct sockaddr *) &sin, sizeof(sin)) == 0, "connect");
+    d = bufferevent_socket_new(t->base, -1,
+                               BEV_OPT_CLOSE_ON_FREE | BEV_OPT_THREADSAFE);
+    bufferevent_setcb(d, NULL, NULL, ts_connect_event, NULL);
+    bufferevent_enable(d, EV_READ | EV_WRITE);
+    ts_hold(t);
+    CHECK(bufferevent_socket_connect(d, (struct sockaddr *) &sin,
+                                     sizeof(sin)) == 0,
+          "bufferevent_socket_connect");
+    __atomic_store_n(&ts_release, 1, __ATOMIC_SEQ_CST);
+    usleep(100000);
+    CHECK(!ts_connected, "threads-setfd: connected to a full accept queue");
+    close(accept(l, NULL, NULL));
+    close(fd);
+    for (ms = 0; ms < 5000 && !ts_connected; ms++) {
         usleep(1000);
     }
-    CHECK(got == 64 * sizeof(buf), "threads-setfd: read here: %zu bytes",
-          got);
+    CHECK(ts_connected, "threads-setfd: bufferevent_socket_connect from "
+          "another thread: no BEV_EVENT_CONNECTED");
+    check_kind(d, "connected from another thread");
+    fd = accept(l, NULL, NULL);
+    CHECK(fd >= 0, "accept");
+    CHECK(write(fd, "pong", 4) == 4, "write");
+    bufferevent_write(d, "ping", 4);
+    for (ms = 0; ms < 5000 && evbuffer_get_length(bufferevent_get_input(d))
+         < 4; ms++)
+    {
+        usleep(1000);
+    }
+    CHECK(bufferevent_read(d, buf, sizeof(buf)) == 4
+          && memcmp(buf, "pong", 4) == 0
+          && read(fd, buf, sizeof(buf)) == 4 && memcmp(buf, "ping", 4) == 0,
+          "threads-setfd: connected from another thread: no echo");
     bufferevent_free(d);
+    close(fd);
+    close(l);
 }
 
 static void
