@@ -49,7 +49,9 @@
  * Connecting stays on the readiness path: bufferevent_socket_connect
  * borrows ev_write for the socket's own write callback (as it does for
  * bufferevent_async without ConnectEx), which calls
- * bufferevent_io_uring_set_connected_ once the connection is up.  Timeouts
+ * bufferevent_io_uring_set_connected_ once the connection is up.  A socket
+ * that bufferevent_setfd gives us before its connect is over is watched the
+ * same way, by our own callback in ev_write (bev_io_uring_watch).  Timeouts
  * are libevent's generic timeout events in ev_read and ev_write.
  */
 #include "event2/event-config.h"
@@ -133,6 +135,7 @@ struct bufferevent_io_uring {
 	unsigned want_io : 1;		/* consider reading and writing in
 					   the loop thread */
 	unsigned want_close : 1;	/* close rf in the loop thread */
+	unsigned want_setfd : 1;	/* put fd on the engine there */
 	unsigned read_added : 1;	/* virtual events held */
 	unsigned write_added : 1;
 };
@@ -158,25 +161,36 @@ upcast(struct bufferevent *bev)
 
 static void bev_io_uring_consider_reading(struct bufferevent_io_uring *);
 static void bev_io_uring_consider_writing(struct bufferevent_io_uring *);
+static void bev_io_uring_connect_cb(evutil_socket_t, short, void *);
+static int bev_io_uring_attach(struct bufferevent_io_uring *);
+
+/* What bev_io_uring_defer leaves to the loop's thread. */
+#define BEV_IO_URING_IO		0	/* consider reading and writing */
+#define BEV_IO_URING_CLOSE	1	/* close the handle (free) */
+#define BEV_IO_URING_SETFD	2	/* close it, open one for fd */
 
 /*
- * A thread other than the loop's may call us (bufferevent_write from a
- * worker) while the loop's thread waits in the engine with the base lock
- * released; the engine is not thread-safe.  Then the work is left to our
- * callback, which runs in the loop's thread: returns 1 if deferred.  Without
- * threads the base lock is a no-op and nothing is deferred.
+ * A thread other than the loop's may call us (bufferevent_write,
+ * bufferevent_setfd, bufferevent_free from a worker) while the loop's
+ * thread runs: waiting in the engine with the base lock released, or
+ * running callbacks, which use the engine unlocked.  The engine is not
+ * thread-safe, so then the work is left to our callback, which runs in the
+ * loop's thread: returns 1 if deferred.  Without threads the base lock is
+ * a no-op and nothing is deferred.
  */
 static int
-bev_io_uring_defer(struct bufferevent_io_uring *beu, int close)
+bev_io_uring_defer(struct bufferevent_io_uring *beu, int what)
 {
 	struct event_base *base = beu->bev.bev.ev_base;
 	int busy;
 
 	EVBASE_ACQUIRE_LOCK(base, th_base_lock);
-	busy = io_uring_in_wait_(base);
+	busy = io_uring_loop_elsewhere_(base);
 	if (busy) {
-		if (close)
+		if (what == BEV_IO_URING_CLOSE)
 			beu->want_close = 1;
+		else if (what == BEV_IO_URING_SETFD)
+			beu->want_setfd = 1;
 		else
 			beu->want_io = 1;
 		event_callback_activate_nolock_(base, &beu->cfd.cb);
@@ -253,6 +267,46 @@ bev_io_uring_timers(struct bufferevent *bev, evutil_socket_t fd)
 	event_del(&bev->ev_write);
 	bufferevent_init_generic_timeout_cbs_(bev);
 	bev->ev_read.ev_fd = fd;
+}
+
+/*
+ * A socket that bufferevent_setfd gave us before its connect was over (or
+ * begun): ev_write watches it on the readiness path, as
+ * bufferevent_socket_connect borrows it, while reading or writing is on
+ * (the socket bufferevent polls it then too), with the write timeout while
+ * writing is on.  reset: start that timeout again.
+ */
+static void
+bev_io_uring_watch(struct bufferevent_io_uring *beu, int reset)
+{
+	struct bufferevent *bev = &beu->bev.bev;
+	const struct timeval *tv = NULL;
+	short on = bev->enabled;
+
+	if (beu->bev.read_suspended)
+		on &= ~EV_READ;
+	if (beu->bev.write_suspended)
+		on &= ~EV_WRITE;
+	if (event_get_callback(&bev->ev_write) != bev_io_uring_connect_cb ||
+	    event_get_fd(&bev->ev_write) != beu->fd) {
+		event_del(&bev->ev_write);
+		event_assign(&bev->ev_write, bev->ev_base, beu->fd,
+		    EV_WRITE|EV_PERSIST|EV_FINALIZE, bev_io_uring_connect_cb,
+		    bev);
+	}
+	if (!beu->ok || !(on & (EV_READ|EV_WRITE))) {
+		event_del(&bev->ev_write);
+		return;
+	}
+	if ((on & EV_WRITE) && evutil_timerisset(&bev->timeout_write))
+		tv = &bev->timeout_write;
+	if (event_pending(&bev->ev_write, EV_TIMEOUT, NULL)) {
+		if (tv && !reset)
+			return;
+		/* no event_add(ev, NULL) drops a timeout */
+		event_del(&bev->ev_write);
+	}
+	event_add(&bev->ev_write, tv);
 }
 
 static void
@@ -360,9 +414,39 @@ bev_io_uring_close_rf(struct bufferevent_io_uring *beu, int abandon)
 }
 
 /*
- * The base was freed or reinitialised after fork: the engine we used is
- * gone.  Forget its handle and the send it had, and take the base's new
- * engine if it has one.  Returns 0 with a usable engine, -1 without.
+ * Whether the engine we used is gone: the base was freed or reinitialised,
+ * or this is a child after fork, where the ring still serves the parent
+ * (before event_reinit too).  Then forget its handle and the send it had,
+ * here only: nothing reaches the kernel, and the send's reference and
+ * pinned chains, which its done callback would have released, go now.
+ * Returns 1 if gone.
+ */
+static int
+bev_io_uring_engine_gone(struct bufferevent_io_uring *beu)
+{
+	struct bufferevent *bev = &beu->bev.bev;
+
+	if (io_uring_cfd_live_(&beu->cfd))
+		return (0);
+	beu->rf = NULL;
+	beu->recv_on = 0;
+	bev_io_uring_del_read(beu);
+	beu->send_done = 0;
+	if (beu->write_in_progress) {
+		beu->write_in_progress = 0;
+		++beu->gen;
+		evbuffer_unfreeze(bev->output, 1);
+		bev_io_uring_unpin(beu->send);
+		bev_io_uring_del_write(beu);
+		bufferevent_decref_(bev);
+	}
+	return (1);
+}
+
+/*
+ * If the engine we used is gone, take the base's new engine, if it has
+ * one (event_reinit in a child).  Returns 0 with a usable engine, -1
+ * without.
  */
 static int
 bev_io_uring_check_engine(struct bufferevent_io_uring *beu)
@@ -370,20 +454,8 @@ bev_io_uring_check_engine(struct bufferevent_io_uring *beu)
 	struct bufferevent *bev = &beu->bev.bev;
 	rp_engine_t *e;
 
-	if (beu->cfd.iop)
+	if (!bev_io_uring_engine_gone(beu))
 		return (0);
-	beu->rf = NULL;
-	beu->recv_on = 0;
-	bev_io_uring_del_read(beu);
-	if (beu->write_in_progress) {
-		beu->write_in_progress = 0;
-		beu->send_done = 0;
-		++beu->gen;
-		evbuffer_unfreeze(bev->output, 1);
-		bev_io_uring_unpin(beu->send);
-		bev_io_uring_del_write(beu);
-		bufferevent_decref_(bev);
-	}
 	if (!(e = io_uring_bev_engine_(bev->ev_base))) {
 		beu->engine = NULL;
 		beu->ok = 0;
@@ -558,14 +630,18 @@ bev_io_uring_cb(struct event_callback *cb, void *arg)
 
 	(void)cb;
 	bufferevent_incref_and_lock_(bev);
+	/* queued before a fork, run in the child */
+	bev_io_uring_engine_gone(beu);
 	if (beu->send_done)
 		bev_io_uring_write_complete(beu);
 	if (beu->want_close) {
 		beu->want_close = 0;
-		if (beu->cfd.iop)
-			bev_io_uring_close_rf(beu, 1);
+		beu->want_setfd = 0;
+		bev_io_uring_close_rf(beu, 1);
 		bufferevent_decref_(bev);	/* CANCEL_ALL's */
 	}
+	if (beu->want_setfd && bev_io_uring_attach(beu) < 0)
+		event_warn("%s: fd %d", __func__, (int)beu->fd);
 	if (beu->want_io) {
 		beu->want_io = 0;
 		bev_io_uring_consider_reading(beu);
@@ -587,7 +663,7 @@ bev_io_uring_consider_reading(struct bufferevent_io_uring *beu)
 	struct bufferevent *bev = &beu->bev.bev;
 	int r;
 
-	if (bev_io_uring_defer(beu, 0))
+	if (bev_io_uring_defer(beu, BEV_IO_URING_IO))
 		return;
 	if (bev_io_uring_check_engine(beu) < 0 || !beu->ok || !beu->rf ||
 	    beu->bev.connecting || beu->unconnected ||
@@ -628,7 +704,7 @@ bev_io_uring_consider_writing(struct bufferevent_io_uring *beu)
 	if (beu->write_in_progress || beu->bev.connecting ||
 	    beu->unconnected)
 		return;
-	if (bev_io_uring_defer(beu, 0))
+	if (bev_io_uring_defer(beu, BEV_IO_URING_IO))
 		return;
 	if (bev_io_uring_check_engine(beu) < 0 || !beu->ok || !beu->rf ||
 	    !(bev->enabled & EV_WRITE) || beu->bev.write_suspended ||
@@ -721,10 +797,12 @@ be_io_uring_enable(struct bufferevent *bev, short what)
 			BEV_RESET_GENERIC_READ_TIMEOUT(bev);
 		if ((what & EV_WRITE) && beu->fd < 0)
 			BEV_RESET_GENERIC_WRITE_TIMEOUT(bev);
+		if (beu->unconnected && !beu->bev.connecting)
+			bev_io_uring_watch(beu, what & EV_WRITE);
 		return (0);
 	}
 	if (!beu->ok)
-		return (-1);
+		return (beu->want_setfd ? 0 : -1);
 	bev_io_uring_timers(bev, beu->fd);
 
 	if (what & EV_READ) {
@@ -755,6 +833,10 @@ be_io_uring_disable(struct bufferevent *bev, short what)
 		BEV_DEL_GENERIC_READ_TIMEOUT(bev);
 		bev_io_uring_del_read(beu);
 	}
+	if (beu->unconnected && !beu->bev.connecting) {
+		bev_io_uring_watch(beu, 0);
+		return (0);
+	}
 	/* Don't actually disable the write if we are trying to connect:
 	 * ev_write is the connect's then. */
 	if ((what & EV_WRITE) && !beu->bev.connecting)
@@ -768,7 +850,7 @@ be_io_uring_unlink(struct bufferevent *bev)
 	struct bufferevent_io_uring *beu = upcast(bev);
 
 	EVUTIL_ASSERT(!beu->write_in_progress);
-	if (beu->cfd.iop)
+	if (!bev_io_uring_engine_gone(beu))
 		bev_io_uring_close_rf(beu, 1);
 	bev_io_uring_del_read(beu);
 	bev_io_uring_del_write(beu);
@@ -794,10 +876,21 @@ be_io_uring_destruct(struct bufferevent *bev)
 static int
 be_io_uring_adj_timeouts(struct bufferevent *bev)
 {
+	struct bufferevent_io_uring *beu = upcast(bev);
+
 	/* While connecting, ev_write is the connect's own event. */
-	if (BEV_UPCAST(bev)->connecting)
+	if (beu->bev.connecting)
 		return (bufferevent_generic_adj_existing_timeouts_(bev));
-	bev_io_uring_timers(bev, upcast(bev)->fd);
+	if (beu->unconnected) {
+		if ((bev->enabled & EV_READ) && !beu->bev.read_suspended &&
+		    evutil_timerisset(&bev->timeout_read))
+			event_add(&bev->ev_read, &bev->timeout_read);
+		else
+			event_del(&bev->ev_read);
+		bev_io_uring_watch(beu, 1);
+		return (0);
+	}
+	bev_io_uring_timers(bev, beu->fd);
 	return (bufferevent_generic_adj_timeouts_(bev));
 }
 
@@ -808,6 +901,41 @@ be_io_uring_flush(struct bufferevent *bev, short what,
 	(void)bev;
 	(void)what;
 	(void)mode;
+	return (0);
+}
+
+/*
+ * The engine's part of bufferevent_setfd, in the loop's thread (or while
+ * no loop runs): close the old fd's handle, open one for beu->fd, and
+ * start I/O, or watch a connect.
+ */
+static int
+bev_io_uring_attach(struct bufferevent_io_uring *beu)
+{
+	struct bufferevent *bev = &beu->bev.bev;
+
+	beu->want_setfd = 0;
+	if (!bev_io_uring_engine_gone(beu))
+		bev_io_uring_close_rf(beu, 0);
+	/* takes the base's new engine, and opens beu->fd on it, if ours was
+	 * gone */
+	if (bev_io_uring_check_engine(beu) < 0)
+		return (beu->fd < 0 ? 0 : -1);
+	if (beu->fd < 0)
+		return (0);
+	if (!beu->rf &&
+	    !(beu->rf = rp_fd_open(beu->engine, beu->fd, &beu->cfd)))
+		return (-1);
+	beu->ok = 1;
+	if (beu->unconnected) {
+		/* bufferevent_socket_connect watches its own connect in
+		 * ev_write (this may run after it, handed over) */
+		if (!beu->bev.connecting)
+			bev_io_uring_watch(beu, 1);
+	} else
+		be_io_uring_enable(bev, bev->enabled &
+		    ~((beu->bev.read_suspended ? EV_READ : 0) |
+			(beu->bev.write_suspended ? EV_WRITE : 0)));
 	return (0);
 }
 
@@ -822,8 +950,6 @@ bev_io_uring_setfd(struct bufferevent_io_uring *beu, evutil_socket_t fd)
 		    "bufferevent cannot use it", __func__, (int)fd);
 		return (-1);
 	}
-	if (bev_io_uring_check_engine(beu) == 0)
-		bev_io_uring_close_rf(beu, 0);
 	bev_io_uring_del_read(beu);
 	bev_io_uring_timers(bev, fd);
 	/* as be_socket_setfd */
@@ -836,16 +962,11 @@ bev_io_uring_setfd(struct bufferevent_io_uring *beu, evutil_socket_t fd)
 	beu->fd = fd;
 	beu->ok = 0;
 	beu->unconnected = fd >= 0 && !connected;
-	if (fd < 0 || !beu->engine)
-		return (fd < 0 ? 0 : -1);
-	if (!(beu->rf = rp_fd_open(beu->engine, fd, &beu->cfd)))
-		return (-1);
-	beu->ok = 1;
-	if (!beu->unconnected)
-		be_io_uring_enable(bev, bev->enabled &
-		    ~((beu->bev.read_suspended ? EV_READ : 0) |
-			(beu->bev.write_suspended ? EV_WRITE : 0)));
-	return (0);
+	/* From another thread while the loop runs, the engine's part (and
+	 * any error of it: a warning) comes in the loop's thread. */
+	if (bev_io_uring_defer(beu, BEV_IO_URING_SETFD))
+		return (0);
+	return (bev_io_uring_attach(beu));
 }
 
 static int
@@ -865,19 +986,24 @@ be_io_uring_ctrl(struct bufferevent *bev, enum bufferevent_ctrl_op op,
 		 * the engine's cancel), so the peer sees the close at once.
 		 * From another thread while the loop waits: the handle is
 		 * closed by our callback, and the fd only then. */
+		bev_io_uring_engine_gone(beu);
 		if (beu->rf) {
 			bufferevent_incref_(bev);
-			if (bev_io_uring_defer(beu, 1)) {
+			if (bev_io_uring_defer(beu, BEV_IO_URING_CLOSE)) {
 				beu->ok = 0;
 				bev_io_uring_del_read(beu);
 				return (0);
 			}
 			bufferevent_decref_(bev);
 		}
-		if (beu->cfd.iop)
-			bev_io_uring_close_rf(beu, 1);
+		bev_io_uring_close_rf(beu, 1);
 		bev_io_uring_del_read(beu);
 		beu->ok = 0;
+		beu->want_setfd = 0;
+		/* a poll holds the file too */
+		if (event_get_callback(&bev->ev_write) ==
+		    bev_io_uring_connect_cb)
+			event_del(&bev->ev_write);
 		if ((beu->bev.options & BEV_OPT_CLOSE_ON_FREE) &&
 		    beu->fd >= 0) {
 			evutil_closesocket(beu->fd);
@@ -932,6 +1058,66 @@ bufferevent_io_uring_new_(struct event_base *base, evutil_socket_t fd,
 	 * or an explicit enable comes: no write callback yet. */
 	beu->want_wcb = 0;
 	return (bev);
+}
+
+/*
+ * ev_write's callback while bev_io_uring_watch watches a connect: the
+ * socket is writable, so the connect is over.  Hand over to completion I/O,
+ * or report the connect's error (in EVUTIL_SOCKET_ERROR) as
+ * BEV_EVENT_ERROR, with BEV_EVENT_WRITING if there is output to write (or
+ * reading is off) and BEV_EVENT_READING otherwise, the side on which the
+ * socket bufferevent sees it.  No BEV_EVENT_CONNECTED: the socket
+ * bufferevent reports none after bufferevent_setfd either.
+ */
+static void
+bev_io_uring_connect_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct bufferevent *bev = arg;
+	struct bufferevent_io_uring *beu = upcast(bev);
+	short on = bev->enabled, side;
+	int c, err;
+
+	bufferevent_incref_and_lock_(bev);
+	if (!beu->ok || !beu->unconnected || beu->bev.connecting) {
+		event_del(&bev->ev_write);
+		goto done;
+	}
+	if (what == EV_TIMEOUT) {
+		/* as bufferevent_writecb */
+		bufferevent_disable(bev, EV_WRITE);
+		bufferevent_run_eventcb_(bev,
+		    BEV_EVENT_WRITING|BEV_EVENT_TIMEOUT, 0);
+		goto done;
+	}
+	if (beu->bev.read_suspended)
+		on &= ~EV_READ;
+	if (beu->bev.write_suspended)
+		on &= ~EV_WRITE;
+	/* Writing alone with nothing to write: the socket bufferevent runs
+	 * the write callback and its first write sees the error; so does
+	 * our first send, if the error is left in the socket. */
+	if ((on & (EV_READ|EV_WRITE)) == EV_WRITE &&
+	    !evbuffer_get_length(bev->output))
+		c = 1;
+	else
+		c = evutil_socket_finished_connecting_(fd);
+	if (c == 0)
+		goto done;
+	if (c > 0) {
+		bufferevent_io_uring_set_connected_(bev);
+		goto done;
+	}
+	err = EVUTIL_SOCKET_ERROR();
+	side = (on & EV_WRITE) &&
+	    (evbuffer_get_length(bev->output) || !(on & EV_READ)) ?
+	    EV_WRITE : EV_READ;
+	event_del(&bev->ev_write);
+	bufferevent_disable(bev, side);
+	EVUTIL_SET_SOCKET_ERROR(err);
+	bufferevent_run_eventcb_(bev, BEV_EVENT_ERROR |
+	    (side == EV_WRITE ? BEV_EVENT_WRITING : BEV_EVENT_READING), 0);
+done:
+	bufferevent_decref_and_unlock_(bev);
 }
 
 void

@@ -73,10 +73,17 @@ void io_uring_cfd_init_(struct event_base *base, struct io_uring_cfd *cfd,
  * touches cfd and the backend's list: safe from inside rp_engine_wait. */
 void io_uring_cfd_note_(struct io_uring_cfd *cfd);
 
-/* Whether another thread is waiting in the engine now (dispatch released
- * the base lock for the wait): then the engine must not be touched; call
- * with the base lock held. */
-int io_uring_in_wait_(struct event_base *base);
+/* Whether another thread runs the base's loop now: waiting in the engine
+ * (dispatch released the base lock for the wait) or running callbacks,
+ * which use the engine without the base lock.  Then only that thread may
+ * touch the engine.  Call with the base lock held. */
+int io_uring_loop_elsewhere_(struct event_base *base);
+
+/* Whether cfd's engine still serves this bufferevent: the base was not
+ * freed or reinitialised since io_uring_cfd_init_, and this is the process
+ * that made the ring (a child after fork must not touch it, even before
+ * event_reinit). */
+int io_uring_cfd_live_(const struct io_uring_cfd *cfd);
 
 /* Forget cfd (its bufferevent is going away): off the backend's lists,
  * callback cancelled.  cfd->iop is NULL afterwards, and also once the base

@@ -154,6 +154,7 @@ struct io_uringop {
 	evutil_socket_t *ready;
 	int nready;
 
+	struct event_base *base;
 	int waiting;		/* dispatch is in rp_engine_wait_us, unlocked */
 
 	/* Completion bufferevents: handles with news from the last wait, and
@@ -165,15 +166,22 @@ struct io_uringop {
 	unsigned nbufrefs;		/* lent out now */
 	int orphaned;			/* base freed, buffers still lent */
 	struct io_uring_cfd *cfds;	/* every bufferevent's, to detach */
+	/* buffers let go of by another thread while the loop ran, for the
+	 * loop's thread to give back (release_cb) */
+	struct io_uring_bufref *released;
+	struct event_callback release_cb;
 };
 
 struct io_uring_bufref {
 	struct io_uringop *iop;
+	struct io_uring_bufref *next;	/* on iop->released */
 };
 
 static void io_uring_event_cb(rp_engine_t *, rp_fd_t *, void *,
     enum rp_event, int);
 static void io_uring_bev_detach_all(struct io_uringop *);
+static void io_uring_release_cb(struct event_callback *, void *);
+static void io_uring_buf_put(struct io_uring_bufref *);
 
 /* Whether the engine gets provided buffers for completion bufferevents,
  * and how many (*count: 0 for the engine's default). */
@@ -241,6 +249,11 @@ io_uring_init(struct event_base *base)
 	}
 	io_uring_watch_forks();
 	iop->forks = io_uring_forks;
+	iop->base = base;
+	event_callback_init_(base, &iop->release_cb);
+	iop->release_cb.evcb_cb_union.evcb_selfcb = io_uring_release_cb;
+	iop->release_cb.evcb_arg = iop;
+	iop->release_cb.evcb_closure = EV_CLOSURE_CB_SELF;
 	if (params.buf_count != RP_NO_BUFFERS) {
 		iop->bufrefs = mm_calloc(rp_bufs_total(iop->engine),
 		    sizeof(*iop->bufrefs));
@@ -377,10 +390,11 @@ io_uring_apply_one_change(struct io_uringop *iop,
  * interest goes while its poll is still in the kernel, cancel the poll now:
  * that poll holds a reference on the file, and the host's close() that
  * usually follows must really close the socket (send FIN) at once, as it
- * does on epoll, not at the next dispatch.  Not while another thread waits
- * in dispatch, which owns the engine then; the change waits for it.  Not in
- * a child after fork either: the ring is the parent's (event_base_free
- * deletes every event before dealloc).
+ * does on epoll, not at the next dispatch.  Not while another thread runs
+ * the loop, which owns the engine then (its callbacks use it unlocked);
+ * the change waits for it, and libevent wakes it.  Not in a child after
+ * fork either: the ring is the parent's (event_base_free deletes every
+ * event before dealloc).
  */
 static int
 io_uring_del(struct event_base *base, evutil_socket_t fd, short old,
@@ -393,7 +407,8 @@ io_uring_del(struct event_base *base, evutil_socket_t fd, short old,
 		return (-1);
 
 	if ((old & ~events & (EV_READ|EV_WRITE|EV_CLOSED)) != 0 ||
-	    iop->waiting || fd >= iop->nfds || !(st = iop->fds[fd]))
+	    io_uring_loop_elsewhere_(base) || fd >= iop->nfds ||
+	    !(st = iop->fds[fd]))
 		return (0);
 	if (st->rf && rp_poll_armed(st->rf) && io_uring_same_process(iop)) {
 		io_uring_disarm(iop, st);
@@ -674,6 +689,13 @@ io_uring_dealloc(struct event_base *base)
 				rp_fd_close(iop->engine, iop->fds[i]->rf, 0);
 	}
 	io_uring_bev_detach_all(iop);
+	event_callback_cancel_nolock_(base, &iop->release_cb, 0);
+	while (iop->released) {
+		struct io_uring_bufref *ref = iop->released;
+
+		iop->released = ref->next;
+		io_uring_buf_put(ref);
+	}
 	if (iop->nbufrefs > 0) {
 		/* Evbuffers still hold provided buffers: the engine and iop
 		 * live on until the last one comes back. */
@@ -728,19 +750,29 @@ io_uring_cfd_init_(struct event_base *base, struct io_uring_cfd *cfd,
 	cfd->cb.evcb_closure = EV_CLOSURE_CB_SELF;
 	cfd->base = base;
 	cfd->iop = iop;
+	/* bufferevents come and go in any thread */
+	EVBASE_ACQUIRE_LOCK(base, th_base_lock);
 	cfd->all_next = iop->cfds;
 	if (iop->cfds)
 		iop->cfds->all_prev = &cfd->all_next;
 	cfd->all_prev = &iop->cfds;
 	iop->cfds = cfd;
+	EVBASE_RELEASE_LOCK(base, th_base_lock);
 }
 
 int
-io_uring_in_wait_(struct event_base *base)
+io_uring_loop_elsewhere_(struct event_base *base)
 {
 	struct io_uringop *iop = base->evbase;
 
-	return (base->evsel == &io_uringops && iop->waiting);
+	return (base->evsel == &io_uringops &&
+	    (iop->waiting || EVBASE_NEED_NOTIFY(base)));
+}
+
+int
+io_uring_cfd_live_(const struct io_uring_cfd *cfd)
+{
+	return (cfd->iop && io_uring_same_process(cfd->iop));
 }
 
 void
@@ -758,12 +790,18 @@ io_uring_cfd_note_(struct io_uring_cfd *cfd)
 void
 io_uring_cfd_clear_(struct io_uring_cfd *cfd)
 {
-	struct io_uringop *iop = cfd->iop;
+	struct io_uringop *iop;
 	struct io_uring_cfd **p;
 
-	event_callback_cancel_(cfd->base, &cfd->cb);
-	if (!iop)
+	EVBASE_ACQUIRE_LOCK(cfd->base, th_base_lock);
+	event_callback_cancel_nolock_(cfd->base, &cfd->cb, 0);
+	if (!(iop = cfd->iop)) {
+		EVBASE_RELEASE_LOCK(cfd->base, th_base_lock);
 		return;
+	}
+	/* Only a handle with news is queued, and only the loop's thread
+	 * (or one while no loop runs) frees a bufferevent with a live
+	 * handle: the list is not being filled now. */
 	if (cfd->queued) {
 		for (p = &iop->done; *p; p = &(*p)->next) {
 			if (*p == cfd) {
@@ -777,6 +815,7 @@ io_uring_cfd_clear_(struct io_uring_cfd *cfd)
 		cfd->all_next->all_prev = cfd->all_prev;
 	*cfd->all_prev = cfd->all_next;
 	cfd->iop = NULL;
+	EVBASE_RELEASE_LOCK(cfd->base, th_base_lock);
 }
 
 /* The base goes (or is reinitialised after fork): its bufferevents keep
@@ -797,14 +836,13 @@ io_uring_bev_detach_all(struct io_uringop *iop)
 	iop->done = NULL;
 }
 
+/* Give a buffer lent to an evbuffer back to the ring, in the loop's
+ * thread (or while no loop runs). */
 static void
-io_uring_buf_cleanup(const void *data, size_t len, void *extra)
+io_uring_buf_put(struct io_uring_bufref *ref)
 {
-	struct io_uring_bufref *ref = extra;
 	struct io_uringop *iop = ref->iop;
 
-	(void)data;
-	(void)len;
 	/* A child after fork must not hand the parent's ring buffers back
 	 * (its reinit orphaned this iop). */
 	if (!iop->orphaned || io_uring_same_process(iop))
@@ -817,6 +855,57 @@ io_uring_buf_cleanup(const void *data, size_t len, void *extra)
 			rp_engine_forget(iop->engine);
 		mm_free(iop->bufrefs);
 		mm_free(iop);
+	}
+}
+
+/*
+ * An evbuffer let go of a provided buffer.  That may happen in any thread
+ * (bufferevent_read on a BEV_OPT_THREADSAFE bufferevent): while another
+ * thread runs the loop, whose engine adds to the ring's tail unlocked, the
+ * buffer waits on iop->released for release_cb in the loop's thread.
+ */
+static void
+io_uring_buf_cleanup(const void *data, size_t len, void *extra)
+{
+	struct io_uring_bufref *ref = extra;
+	struct io_uringop *iop = ref->iop;
+	struct event_base *base = iop->base;
+
+	(void)data;
+	(void)len;
+	if (!iop->orphaned) {
+		EVBASE_ACQUIRE_LOCK(base, th_base_lock);
+		if (io_uring_loop_elsewhere_(base)) {
+			ref->next = iop->released;
+			iop->released = ref;
+			/* the base had no priorities yet in io_uring_init */
+			if (!(iop->release_cb.evcb_flags & EVLIST_ACTIVE))
+				iop->release_cb.evcb_pri =
+				    base->nactivequeues - 1;
+			event_callback_activate_nolock_(base,
+			    &iop->release_cb);
+			EVBASE_RELEASE_LOCK(base, th_base_lock);
+			return;
+		}
+		EVBASE_RELEASE_LOCK(base, th_base_lock);
+	}
+	io_uring_buf_put(ref);
+}
+
+static void
+io_uring_release_cb(struct event_callback *cb, void *arg)
+{
+	struct io_uringop *iop = arg;
+	struct io_uring_bufref *ref, *next;
+
+	(void)cb;
+	EVBASE_ACQUIRE_LOCK(iop->base, th_base_lock);
+	ref = iop->released;
+	iop->released = NULL;
+	EVBASE_RELEASE_LOCK(iop->base, th_base_lock);
+	for (; ref; ref = next) {
+		next = ref->next;
+		io_uring_buf_put(ref);
 	}
 }
 

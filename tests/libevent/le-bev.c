@@ -23,6 +23,42 @@
  *   connect  connect to a closed port: BEV_EVENT_ERROR with
  *            ECONNREFUSED; connect then EOF from the peer: CONNECTED, then
  *            READING|EOF; timeouts: READING|TIMEOUT after 100 ms idle
+ *   fork     fork() while a completion bufferevent has a large send in
+ *            flight (its peer reads nothing for a while, 24 MiB queued);
+ *            the parent goes on and its peer checks every byte of the
+ *            stream; the child calls event_reinit, frees what it
+ *            inherited, ping-pongs 1 MiB over its own bufferevents,
+ *            frees them and the base and exits 0; both end with every
+ *            allocation libevent made since the start freed
+ *   fork-free-first  the same, but the child frees what it inherited
+ *            before event_reinit, on a thread where any io_uring system
+ *            call ends the child (on epoll that free deletes the
+ *            parent's fds from the epoll set they share: compare with
+ *            socket bufferevents on io_uring)
+ *   setfd    bufferevent_setfd on a bufferevent made with fd -1, with a
+ *            TCP socket whose connect is not over: connect() by hand
+ *            (EINPROGRESS) then setfd, and setfd then connect(); output
+ *            queued before goes out, the echo comes back, no event at all
+ *            (no CONNECTED, as for the socket bufferevent); refused, for
+ *            three settings (read+write with output, read only, write
+ *            with output): one event, on a side that is on; a completion
+ *            bufferevent reports ERROR with ECONNREFUSED, WRITING when it
+ *            has output (the socket one says EOF or EPIPE where its read
+ *            callback swallowed the ECONNREFUSED, on the side whose event
+ *            was added last); a
+ *            connect that hangs (full accept queue): WRITING|TIMEOUT and
+ *            READING|TIMEOUT after 100 ms
+ *   threads-setfd  the loop runs in a second thread; a third thread,
+ *            where any io_uring system call ends the process (only the
+ *            loop's thread may touch the ring), moves a completion
+ *            bufferevent (BEV_OPT_THREADSAFE) to new sockets with
+ *            bufferevent_setfd (connected: while the loop waits in the
+ *            engine and while it runs a callback; then still connecting) and
+ *            checks the echo of each, frees it with 4 MiB going out,
+ *            makes one with fd -1, setfd, reads it from its own thread
+ *            and frees it, and one more connected there with
+ *            bufferevent_socket_connect while the loop runs a callback,
+ *            to a full accept queue (the connect is pending for a second)
  * Kind: the name in the bufferevent's ops (event2/bufferevent_struct.h):
  * "socket_io_uring" for a completion bufferevent.
  * Prints "ok" and exits 0, or names the failed check and exits 1.
@@ -36,12 +72,19 @@
 #include <event2/thread.h>
 #include <pthread.h>
 #include <errno.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define CHECK(cond, ...) do { if (!(cond)) { \
@@ -49,8 +92,116 @@
     fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); exit(1); } } while (0)
 
 static int    want_completion = 1;
+static long   mem_live;     /* libevent's allocations not yet freed */
 static short  ev_seen;
 static int    ev_errno;
+
+/* libevent's allocator, counted (event_set_mem_functions). */
+static void *
+mem_malloc(size_t n)
+{
+    void  *p = malloc(n);
+
+    if (p != NULL) {
+        __atomic_add_fetch(&mem_live, 1, __ATOMIC_RELAXED);
+    }
+    return p;
+}
+
+static void *
+mem_realloc(void *p, size_t n)
+{
+    void  *q = realloc(p, n);
+
+    if (p == NULL && q != NULL) {
+        __atomic_add_fetch(&mem_live, 1, __ATOMIC_RELAXED);
+    }
+    return q;
+}
+
+static void
+mem_free(void *p)
+{
+    if (p != NULL) {
+        __atomic_sub_fetch(&mem_live, 1, __ATOMIC_RELAXED);
+    }
+    free(p);
+}
+
+/*
+ * The engine belongs to the thread that runs the loop, and a ring to the
+ * process that made it.  A thread that must not touch any ring (another
+ * thread while the loop runs, a child before event_reinit) calls this:
+ * from then on an io_uring system call on this thread, and only this
+ * thread, ends the process with status 3 (seccomp, no TSYNC).
+ */
+static void
+sigsys_cb(int sig, siginfo_t *si, void *uc)
+{
+    static const char  msg[] = "le-bev: io_uring system call on a thread "
+                               "that must not touch the ring\n";
+
+    (void) sig;
+    (void) si;
+    (void) uc;
+    (void) !write(2, msg, sizeof(msg) - 1);
+    _exit(3);
+}
+
+static void
+no_io_uring_here(void)
+{
+    struct sock_filter  f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+                 offsetof(struct seccomp_data, arch)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+                 offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_enter, 3, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_register, 2, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP),
+    };
+    struct sock_fprog   prog = { sizeof(f) / sizeof(f[0]), f };
+    struct sigaction    sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = sigsys_cb;
+    sa.sa_flags = SA_SIGINFO;
+    CHECK(sigaction(SIGSYS, &sa, NULL) == 0, "sigaction");
+    CHECK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0
+          && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0,
+          "seccomp: %s", strerror(errno));
+}
+
+/* Run fn(arg) on a thread of its own that may not touch any ring. */
+struct no_ring_call {
+    void  (*fn)(void *);
+    void   *arg;
+};
+
+static void *
+no_ring_thread(void *arg)
+{
+    struct no_ring_call  *c = arg;
+
+    no_io_uring_here();
+    c->fn(c->arg);
+    return NULL;
+}
+
+static void
+call_without_ring(void (*fn)(void *), void *arg)
+{
+    struct no_ring_call  c = { fn, arg };
+    pthread_t            t;
+
+    CHECK(pthread_create(&t, NULL, no_ring_thread, &c) == 0,
+          "pthread_create");
+    CHECK(pthread_join(t, NULL) == 0, "pthread_join");
+}
 
 /* The kind's name is the first field of the bufferevent's ops. */
 static int
@@ -615,6 +766,412 @@ test_connect(void)
     event_base_free(base);
 }
 
+/* ---- fork with a send in flight ---------------------------------------- */
+
+#define FORK_BYTES  (24u << 20)
+#define FORK_MSG    (64u << 10)
+#define FORK_ROUNDS 16
+
+static size_t  fork_sent, fork_got;
+static int     fork_rounds;
+
+static void
+fork_fill(struct bufferevent *bev, void *arg)
+{
+    unsigned char  buf[65536];
+    size_t         i;
+
+    (void) arg;
+    while (fork_sent < FORK_BYTES
+           && evbuffer_get_length(bufferevent_get_output(bev)) < (8u << 20))
+    {
+        for (i = 0; i < sizeof(buf); i++) {
+            buf[i] = pattern(5, fork_sent + i);
+        }
+        bufferevent_write(bev, buf, sizeof(buf));
+        fork_sent += sizeof(buf);
+    }
+}
+
+static void
+fork_read(struct bufferevent *bev, void *arg)
+{
+    unsigned char  buf[16384];
+    size_t         n, i;
+
+    (void) arg;
+    while ((n = bufferevent_read(bev, buf, sizeof(buf))) > 0) {
+        for (i = 0; i < n; i++) {
+            CHECK(buf[i] == pattern(5, fork_got + i),
+                  "fork: parent's stream: byte %zu is %u, want %u",
+                  fork_got + i, buf[i], pattern(5, fork_got + i));
+        }
+        fork_got += n;
+    }
+}
+
+/* The child's own pair: a sends FORK_MSG bytes, b echoes them back, a
+ * checks them and sends the next round. */
+static void
+fork_child_read(struct bufferevent *bev, void *arg)
+{
+    struct bufferevent  *a = arg;
+    struct evbuffer     *in = bufferevent_get_input(bev);
+    unsigned char        buf[FORK_MSG];
+    size_t               i;
+
+    if (bev != a) {
+        bufferevent_write_buffer(bev, in);
+        return;
+    }
+    while (evbuffer_get_length(in) >= FORK_MSG) {
+        evbuffer_remove(in, buf, FORK_MSG);
+        for (i = 0; i < FORK_MSG; i++) {
+            CHECK(buf[i] == pattern(fork_rounds, i),
+                  "fork: child's round %d: byte %zu", fork_rounds, i);
+        }
+        if (++fork_rounds == FORK_ROUNDS) {
+            event_base_loopexit(bufferevent_get_base(bev), NULL);
+            return;
+        }
+        for (i = 0; i < FORK_MSG; i++) {
+            buf[i] = pattern(fork_rounds, i);
+        }
+        bufferevent_write(a, buf, FORK_MSG);
+    }
+}
+
+struct fork_inherited {
+    struct bufferevent     *s, *r;
+    struct evconnlistener  *lev;
+};
+
+static void
+fork_free_inherited(void *arg)
+{
+    struct fork_inherited  *in = arg;
+
+    bufferevent_free(in->s);
+    bufferevent_free(in->r);
+    evconnlistener_free(in->lev);
+}
+
+static void
+fork_child(struct event_base *base, struct evconnlistener *lev,
+    struct bufferevent *s, struct bufferevent *r, struct event *to,
+    int free_first, long mem_start)
+{
+    struct bufferevent     *a, *b;
+    unsigned char           buf[FORK_MSG];
+    struct timeval          tv = { 10, 0 };
+    int                     sv[2];
+    size_t                  i;
+    struct fork_inherited   in = { s, r, lev };
+
+    alarm(20);
+    /* What the parent uses is the parent's: let go of it, as a child on
+     * socket bufferevents must (their events would poll the parent's
+     * sockets again after event_reinit).  Before event_reinit the ring is
+     * still the parent's: freeing must not reach it. */
+    if (free_first) {
+        call_without_ring(fork_free_inherited, &in);
+    }
+    CHECK(event_reinit(base) == 0, "fork: event_reinit");
+    if (!free_first) {
+        fork_free_inherited(&in);
+    }
+
+    CHECK(evutil_socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0, "socketpair");
+    evutil_make_socket_nonblocking(sv[0]);
+    evutil_make_socket_nonblocking(sv[1]);
+    a = bufferevent_socket_new(base, sv[0], BEV_OPT_CLOSE_ON_FREE);
+    b = bufferevent_socket_new(base, sv[1], BEV_OPT_CLOSE_ON_FREE);
+    check_kind(a, "child's own");
+    bufferevent_setcb(a, fork_child_read, NULL, fail_event, a);
+    bufferevent_setcb(b, fork_child_read, NULL, fail_event, a);
+    bufferevent_enable(a, EV_READ | EV_WRITE);
+    bufferevent_enable(b, EV_READ | EV_WRITE);
+    for (i = 0; i < FORK_MSG; i++) {
+        buf[i] = pattern(0, i);
+    }
+    bufferevent_write(a, buf, FORK_MSG);
+    evtimer_add(to, &tv);
+    event_base_dispatch(base);
+    CHECK(fork_rounds == FORK_ROUNDS, "fork: child: %d of %d rounds",
+          fork_rounds, FORK_ROUNDS);
+    bufferevent_free(a);
+    bufferevent_free(b);
+    event_free(to);
+    event_base_free(base);
+    CHECK(mem_live == mem_start, "fork: child: %ld of libevent's allocations "
+          "not freed", mem_live - mem_start);
+    exit(0);
+}
+
+static void
+test_fork(int free_first)
+{
+    long                    mem_start = mem_live;
+    struct event_base      *base = event_base_new();
+    struct evconnlistener  *lev = echo_server(base);
+    struct bufferevent     *s, *r;
+    struct timeval          tv = { 30, 0 };
+    struct event           *to;
+    size_t                  before;
+    pid_t                   pid;
+    int                     st, i;
+
+    evconnlistener_disable(lev);
+    tcp_pair(base, lev, &s, &r);
+    bufferevent_setcb(s, NULL, fork_fill, fail_event, "fork: sender");
+    bufferevent_setcb(r, fork_read, NULL, fail_event, "fork: reader");
+    bufferevent_enable(s, EV_WRITE);
+    bufferevent_enable(r, EV_READ);
+    to = evtimer_new(base, timeout_cb, "fork");
+    evtimer_add(to, &tv);
+    fork_fill(s, NULL);
+    /* the reader takes a little, then nothing: the socket buffers fill
+     * and the sender's send stays in the kernel */
+    event_base_loop(base, EVLOOP_ONCE);
+    bufferevent_disable(r, EV_READ);
+    for (i = 0; i < 20; i++) {
+        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+        usleep(5000);
+    }
+    before = evbuffer_get_length(bufferevent_get_output(s));
+    CHECK(before > 0, "fork: the sender's output drained before the fork");
+    fprintf(stderr, "le-bev: fork with %zu bytes out, %zu read\n", before,
+            fork_got);
+
+    pid = fork();
+    CHECK(pid >= 0, "fork");
+    if (pid == 0) {
+        fork_child(base, lev, s, r, to, free_first, mem_start);
+    }
+    bufferevent_enable(r, EV_READ);
+    while (fork_got < FORK_BYTES) {
+        event_base_loop(base, EVLOOP_ONCE);
+    }
+    CHECK(fork_got == FORK_BYTES && fork_sent == FORK_BYTES,
+          "fork: sent %zu, got %zu", fork_sent, fork_got);
+    CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st)
+          && WEXITSTATUS(st) == 0, "fork: child: status 0x%x", st);
+    bufferevent_free(s);
+    bufferevent_free(r);
+    evconnlistener_free(lev);
+    event_free(to);
+    event_base_free(base);
+    CHECK(mem_live == mem_start, "fork: parent: %ld of libevent's allocations "
+          "not freed", mem_live - mem_start);
+}
+
+/* ---- setfd with a socket still connecting ------------------------------ */
+
+#define SETFD_BYTES  (256u << 10)
+
+static size_t  setfd_got;
+
+static void
+setfd_read(struct bufferevent *bev, void *arg)
+{
+    unsigned char  buf[8192];
+    size_t         n, i;
+
+    (void) arg;
+    while ((n = bufferevent_read(bev, buf, sizeof(buf))) > 0) {
+        for (i = 0; i < n; i++) {
+            CHECK(buf[i] == pattern(7, setfd_got + i), "setfd: byte %zu",
+                  setfd_got + i);
+        }
+        setfd_got += n;
+    }
+}
+
+static struct sockaddr_in
+closed_port(void)
+{
+    struct sockaddr_in  sin;
+    socklen_t           len = sizeof(sin);
+    int                 fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(0x7f000001);
+    CHECK(bind(fd, (struct sockaddr *) &sin, sizeof(sin)) == 0, "bind");
+    CHECK(getsockname(fd, (struct sockaddr *) &sin, &len) == 0,
+          "getsockname");
+    close(fd);
+    return sin;
+}
+
+/* A non-blocking connect to sin that is not over yet. */
+static int
+connect_pending(int fd, const struct sockaddr_in *sin)
+{
+    int  r = connect(fd, (const struct sockaddr *) sin, sizeof(*sin));
+
+    CHECK(r < 0 && errno == EINPROGRESS, "connect: %d (%s), want EINPROGRESS",
+          r, strerror(errno));
+    return fd;
+}
+
+/* A completion (or socket) bufferevent made with fd -1, output queued. */
+static struct bufferevent *
+setfd_bev(struct event_base *base, size_t bytes)
+{
+    struct bufferevent  *bev;
+    unsigned char        buf[4096];
+    size_t               off, i, n;
+
+    bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    CHECK(bev != NULL, "bufferevent_socket_new(-1)");
+    check_kind(bev, "fd -1");
+    for (off = 0; off < bytes; off += n) {
+        n = bytes - off < sizeof(buf) ? bytes - off : sizeof(buf);
+        for (i = 0; i < n; i++) {
+            buf[i] = pattern(7, off + i);
+        }
+        bufferevent_write(bev, buf, n);
+    }
+    return bev;
+}
+
+static void
+setfd_echo(struct event_base *base, const struct sockaddr_in *sin,
+    int connect_first)
+{
+    struct bufferevent  *bev = setfd_bev(base, SETFD_BYTES);
+    int                  fd = socket(AF_INET, SOCK_STREAM, 0), i;
+
+    evutil_make_socket_nonblocking(fd);
+    if (connect_first) {
+        connect_pending(fd, sin);
+    }
+    bufferevent_setcb(bev, setfd_read, NULL, note_event, NULL);
+    CHECK(bufferevent_setfd(bev, fd) == 0, "bufferevent_setfd");
+    bufferevent_enable(bev, EV_READ | EV_WRITE);
+    check_kind(bev, "after setfd");
+    if (!connect_first) {
+        connect_pending(fd, sin);
+    }
+    ev_seen = 0;
+    setfd_got = 0;
+    for (i = 0; i < 5000 && setfd_got < SETFD_BYTES && !ev_seen; i++) {
+        event_base_loop(base, EVLOOP_ONCE);
+    }
+    CHECK(setfd_got == SETFD_BYTES && ev_seen == 0,
+          "setfd (%s): %zu of %u bytes back, event 0x%x (%s)",
+          connect_first ? "connect, setfd" : "setfd, connect", setfd_got,
+          SETFD_BYTES, ev_seen, strerror(ev_errno));
+    bufferevent_free(bev);
+}
+
+static void
+setfd_refused(struct event_base *base, short enable, size_t bytes,
+    short side)
+{
+    struct sockaddr_in   sin = closed_port();
+    struct bufferevent  *bev = setfd_bev(base, bytes);
+    int                  fd = socket(AF_INET, SOCK_STREAM, 0), i;
+
+    evutil_make_socket_nonblocking(fd);
+    connect_pending(fd, &sin);
+    bufferevent_setcb(bev, NULL, NULL, note_event, NULL);
+    bufferevent_setfd(bev, fd);
+    bufferevent_disable(bev, EV_READ | EV_WRITE);
+    bufferevent_enable(bev, enable);
+    ev_seen = 0;
+    for (i = 0; i < 50 && !ev_seen; i++) {
+        event_base_loop(base, EVLOOP_ONCE);
+    }
+    fprintf(stderr, "le-bev: setfd refused (enable 0x%x, %zu bytes out): "
+            "event 0x%x, errno %d (%s)\n", enable, bytes, ev_seen, ev_errno,
+            strerror(ev_errno));
+    if (want_completion) {
+        CHECK(ev_seen == (side | BEV_EVENT_ERROR) && ev_errno == ECONNREFUSED,
+              "setfd refused (enable 0x%x): event 0x%x errno %d", enable,
+              ev_seen, ev_errno);
+    } else {
+        /* with both sides on, the one whose event was added last */
+        short  sides = ((enable & EV_READ) ? BEV_EVENT_READING : 0)
+                       | ((enable & EV_WRITE) ? BEV_EVENT_WRITING : 0);
+
+        CHECK((ev_seen & (BEV_EVENT_ERROR | BEV_EVENT_EOF))
+              && (ev_seen & sides) && !(ev_seen & ~sides & 0x0f)
+              && !(ev_seen & BEV_EVENT_CONNECTED),
+              "setfd refused (enable 0x%x): event 0x%x", enable, ev_seen);
+    }
+    bufferevent_free(bev);
+}
+
+/* A listener that accepts nothing more: its accept queue holds one
+ * connection, the next one's SYN is dropped and its connect hangs. */
+static void
+setfd_timeout(struct event_base *base, int write_timeout)
+{
+    struct sockaddr_in   sin;
+    struct bufferevent  *bev = setfd_bev(base, 1000);
+    struct timeval       tv = { 0, 100000 };
+    socklen_t            len = sizeof(sin);
+    int                  l, c, fd, i;
+
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(0x7f000001);
+    l = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(bind(l, (struct sockaddr *) &sin, sizeof(sin)) == 0
+          && listen(l, 0) == 0
+          && getsockname(l, (struct sockaddr *) &sin, &len) == 0, "listen");
+    c = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(connect(c, (struct sockaddr *) &sin, sizeof(sin)) == 0, "connect");
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    evutil_make_socket_nonblocking(fd);
+    connect_pending(fd, &sin);
+    bufferevent_setcb(bev, NULL, NULL, note_event, NULL);
+    bufferevent_setfd(bev, fd);
+    bufferevent_set_timeouts(bev, write_timeout ? NULL : &tv,
+                             write_timeout ? &tv : NULL);
+    bufferevent_enable(bev, EV_READ | EV_WRITE);
+    ev_seen = 0;
+    for (i = 0; i < 50 && !ev_seen; i++) {
+        event_base_loop(base, EVLOOP_ONCE);
+    }
+    CHECK(ev_seen == (BEV_EVENT_TIMEOUT | (write_timeout ? BEV_EVENT_WRITING
+                                                          : BEV_EVENT_READING)),
+          "setfd %s timeout: event 0x%x", write_timeout ? "write" : "read",
+          ev_seen);
+    bufferevent_free(bev);
+    close(c);
+    close(l);
+}
+
+static void
+test_setfd(void)
+{
+    struct event_base      *base = event_base_new();
+    struct evconnlistener  *lev = echo_server(base);
+    struct sockaddr_in      sin = listen_addr(lev);
+    struct timeval          tv = { 10, 0 };
+    struct event           *to;
+
+    to = evtimer_new(base, timeout_cb, "setfd");
+    evtimer_add(to, &tv);
+    setfd_echo(base, &sin, 1);
+    setfd_echo(base, &sin, 0);
+    setfd_refused(base, EV_READ | EV_WRITE, 5, BEV_EVENT_WRITING);
+    setfd_refused(base, EV_READ, 0, BEV_EVENT_READING);
+    setfd_refused(base, EV_WRITE, 5, BEV_EVENT_WRITING);
+    setfd_timeout(base, 1);
+    setfd_timeout(base, 0);
+    event_free(to);
+    evconnlistener_free(lev);
+    tv.tv_sec = 0;
+    tv.tv_usec = 100000;
+    event_base_loopexit(base, &tv);
+    event_base_dispatch(base);
+    event_base_free(base);
+}
+
 /* ---- another thread ---------------------------------------------------- */
 
 static volatile size_t  thr_got;
@@ -699,17 +1256,332 @@ test_threads(void)
     event_base_free(base);
 }
 
+/* ---- setfd and free from another thread --------------------------------- */
+
+struct ts {
+    struct event_base   *base;
+    struct sockaddr_in   sin;
+    struct bufferevent  *a;
+    int                  fd;        /* a's socket now */
+    size_t               sent;
+    size_t               got;       /* echoed back, checked (loop thread) */
+    struct event        *hold;      /* keeps the loop's thread in a callback */
+};
+
+static volatile int  ts_started, ts_holding, ts_release;
+
+/* The loop's thread runs callbacks (not waiting in the engine) until the
+ * other thread is done. */
+static void
+ts_hold_cb(evutil_socket_t fd, short what, void *arg)
+{
+    int  ms;
+
+    (void) fd;
+    (void) what;
+    (void) arg;
+    __atomic_store_n(&ts_holding, 1, __ATOMIC_SEQ_CST);
+    for (ms = 0; ms < 5000 && !__atomic_load_n(&ts_release, __ATOMIC_SEQ_CST);
+         ms++)
+    {
+        usleep(1000);
+    }
+    __atomic_store_n(&ts_holding, 0, __ATOMIC_SEQ_CST);
+}
+
+static void
+ts_start_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void) fd;
+    (void) what;
+    (void) arg;
+    __atomic_store_n(&ts_started, 1, __ATOMIC_SEQ_CST);
+}
+
+static void
+ts_read(struct bufferevent *bev, void *arg)
+{
+    struct ts      *t = arg;
+    unsigned char   buf[8192];
+    size_t          n, i, got = __atomic_load_n(&t->got, __ATOMIC_SEQ_CST);
+
+    while ((n = bufferevent_read(bev, buf, sizeof(buf))) > 0) {
+        for (i = 0; i < n; i++) {
+            CHECK(buf[i] == pattern(11, got + i), "threads-setfd: byte %zu",
+                  got + i);
+        }
+        got += n;
+    }
+    __atomic_store_n(&t->got, got, __ATOMIC_SEQ_CST);
+}
+
+static void
+ts_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void) bev;
+    (void) arg;
+    CHECK(0, "threads-setfd: event 0x%x (%s)", what, strerror(errno));
+}
+
+static int
+ts_connect(const struct sockaddr_in *sin)
+{
+    int  fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    CHECK(connect(fd, (const struct sockaddr *) sin, sizeof(*sin)) == 0,
+          "connect");
+    evutil_make_socket_nonblocking(fd);
+    return fd;
+}
+
+static volatile short  ts_connected;
+
+static void
+ts_connect_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void) bev;
+    (void) arg;
+    CHECK(what == BEV_EVENT_CONNECTED, "threads-setfd: connect: event 0x%x "
+          "(%s)", what, strerror(errno));
+    __atomic_store_n(&ts_connected, 1, __ATOMIC_SEQ_CST);
+}
+
+/* Write 256 KiB to d and read their echo here, in this thread. */
+static void
+ts_echo_here(struct bufferevent *d, const char *what)
+{
+    unsigned char  buf[4096];
+    size_t         got = 0, n, i;
+    int            ms;
+
+    for (i = 0; i < sizeof(buf); i++) {
+        buf[i] = pattern(12, i);
+    }
+    for (i = 0; i < 64; i++) {
+        bufferevent_write(d, buf, sizeof(buf));
+    }
+    for (ms = 0; ms < 10000 && got < 64 * sizeof(buf); ms++) {
+        while ((n = bufferevent_read(d, buf, sizeof(buf))) > 0) {
+            for (i = 0; i < n; i++) {
+                CHECK(buf[i] == pattern(12, (got + i) % sizeof(buf)),
+                      "threads-setfd: %s: byte %zu", what, got + i);
+            }
+            got += n;
+        }
+        usleep(1000);
+    }
+    CHECK(got == 64 * sizeof(buf), "threads-setfd: %s: %zu bytes", what,
+          got);
+}
+
+/* Keep the loop's thread in a callback until ts_release. */
+static void
+ts_hold(struct ts *t)
+{
+    struct timeval  tv = { 0, 0 };
+    int             ms;
+
+    __atomic_store_n(&ts_release, 0, __ATOMIC_SEQ_CST);
+    event_add(t->hold, &tv);
+    for (ms = 0; ms < 5000 && !__atomic_load_n(&ts_holding, __ATOMIC_SEQ_CST);
+         ms++)
+    {
+        usleep(1000);
+    }
+    CHECK(ts_holding, "threads-setfd: the loop's thread is not in the "
+          "callback");
+}
+
+/* Write n more bytes of the stream and wait for their echo. */
+static void
+ts_echo(struct ts *t, size_t n, const char *what)
+{
+    unsigned char  buf[4096];
+    size_t         end = t->sent + n, k, i;
+    int            ms;
+
+    while (t->sent < end) {
+        k = end - t->sent < sizeof(buf) ? end - t->sent : sizeof(buf);
+        for (i = 0; i < k; i++) {
+            buf[i] = pattern(11, t->sent + i);
+        }
+        bufferevent_write(t->a, buf, k);
+        t->sent += k;
+    }
+    for (ms = 0; ms < 10000
+         && __atomic_load_n(&t->got, __ATOMIC_SEQ_CST) < end; ms++)
+    {
+        usleep(1000);
+    }
+    CHECK(t->got == end, "threads-setfd: %s: %zu of %zu bytes back", what,
+          t->got, end);
+}
+
+static void
+ts_worker(void *arg)
+{
+    struct ts           *t = arg;
+    struct bufferevent  *d;
+    static unsigned char big[4u << 20];
+    struct sockaddr_in   sin;
+    socklen_t            len = sizeof(sin);
+    char                 buf[16];
+    int                  fd, l, ms;
+
+    ts_echo(t, 64 << 10, "before setfd");
+
+    /* to a connected socket; the old one is the caller's to close */
+    fd = ts_connect(&t->sin);
+    CHECK(bufferevent_setfd(t->a, fd) == 0, "setfd");
+    close(t->fd);
+    t->fd = fd;
+    check_kind(t->a, "after setfd from another thread");
+    ts_echo(t, 256 << 10, "setfd, connected");
+
+    /* again, while the loop's thread runs a callback */
+    ts_hold(t);
+    fd = ts_connect(&t->sin);
+    CHECK(bufferevent_setfd(t->a, fd) == 0, "setfd");
+    close(t->fd);
+    t->fd = fd;
+    __atomic_store_n(&ts_release, 1, __ATOMIC_SEQ_CST);
+    ts_echo(t, 256 << 10, "setfd during a callback");
+
+    /* to one whose connect is not over */
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    evutil_make_socket_nonblocking(fd);
+    connect_pending(fd, &t->sin);
+    CHECK(bufferevent_setfd(t->a, fd) == 0, "setfd");
+    close(t->fd);
+    t->fd = fd;
+    ts_echo(t, 256 << 10, "setfd, connecting");
+
+    /* freed with a send in flight */
+    bufferevent_write(t->a, big, sizeof(big));
+    bufferevent_free(t->a);
+    t->a = NULL;
+
+    /* made here with fd -1, given one, read here */
+    d = bufferevent_socket_new(t->base, -1,
+                               BEV_OPT_CLOSE_ON_FREE | BEV_OPT_THREADSAFE);
+    CHECK(d != NULL, "bufferevent_socket_new(-1)");
+    check_kind(d, "fd -1 from another thread");
+    bufferevent_setcb(d, NULL, NULL, ts_event, NULL);
+    CHECK(bufferevent_setfd(d, ts_connect(&t->sin)) == 0, "setfd");
+    bufferevent_enable(d, EV_READ | EV_WRITE);
+    ts_echo_here(d, "setfd, read here");
+    bufferevent_free(d);
+
+    /* and one connected with bufferevent_socket_connect from here, to a
+     * listener whose accept queue is full (the SYN is dropped and sent
+     * again after a second), while the loop's thread runs a callback: the
+     * setfd inside is handed over with the connect still pending, and the
+     * connect's own watch must stay */
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(0x7f000001);
+    l = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(bind(l, (struct sockaddr *) &sin, sizeof(sin)) == 0
+          && listen(l, 0) == 0
+          && getsockname(l, (struct sockaddr *) &sin, &len) == 0, "listen");
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(connect(fd, (struct sockaddr *) &sin, sizeof(sin)) == 0, "connect");
+    d = bufferevent_socket_new(t->base, -1,
+                               BEV_OPT_CLOSE_ON_FREE | BEV_OPT_THREADSAFE);
+    bufferevent_setcb(d, NULL, NULL, ts_connect_event, NULL);
+    bufferevent_enable(d, EV_READ | EV_WRITE);
+    ts_hold(t);
+    CHECK(bufferevent_socket_connect(d, (struct sockaddr *) &sin,
+                                     sizeof(sin)) == 0,
+          "bufferevent_socket_connect");
+    __atomic_store_n(&ts_release, 1, __ATOMIC_SEQ_CST);
+    usleep(100000);
+    CHECK(!ts_connected, "threads-setfd: connected to a full accept queue");
+    close(accept(l, NULL, NULL));
+    close(fd);
+    for (ms = 0; ms < 5000 && !ts_connected; ms++) {
+        usleep(1000);
+    }
+    CHECK(ts_connected, "threads-setfd: bufferevent_socket_connect from "
+          "another thread: no BEV_EVENT_CONNECTED");
+    check_kind(d, "connected from another thread");
+    fd = accept(l, NULL, NULL);
+    CHECK(fd >= 0, "accept");
+    CHECK(write(fd, "pong", 4) == 4, "write");
+    bufferevent_write(d, "ping", 4);
+    for (ms = 0; ms < 5000 && evbuffer_get_length(bufferevent_get_input(d))
+         < 4; ms++)
+    {
+        usleep(1000);
+    }
+    CHECK(bufferevent_read(d, buf, sizeof(buf)) == 4
+          && memcmp(buf, "pong", 4) == 0
+          && read(fd, buf, sizeof(buf)) == 4 && memcmp(buf, "ping", 4) == 0,
+          "threads-setfd: connected from another thread: no echo");
+    bufferevent_free(d);
+    close(fd);
+    close(l);
+}
+
+static void
+test_threads_setfd(void)
+{
+    struct evconnlistener  *lev;
+    struct event           *keep, *start;
+    struct timeval          tv = { 3600, 0 }, zero = { 0, 0 };
+    struct ts               t;
+    pthread_t               loop;
+    int                     ms;
+
+    alarm(60);      /* a deadlock ends the process too */
+    CHECK(evthread_use_pthreads() == 0, "evthread_use_pthreads");
+    memset(&t, 0, sizeof(t));
+    t.base = event_base_new();
+    lev = echo_server(t.base);
+    t.sin = listen_addr(lev);
+    t.fd = ts_connect(&t.sin);
+    t.a = bufferevent_socket_new(t.base, t.fd,
+                                 BEV_OPT_CLOSE_ON_FREE | BEV_OPT_THREADSAFE);
+    check_kind(t.a, "threadsafe TCP");
+    bufferevent_setcb(t.a, ts_read, NULL, ts_event, &t);
+    bufferevent_enable(t.a, EV_READ | EV_WRITE);
+    keep = evtimer_new(t.base, timeout_cb, "threads-setfd");
+    evtimer_add(keep, &tv);
+    start = evtimer_new(t.base, ts_start_cb, NULL);
+    evtimer_add(start, &zero);
+    t.hold = evtimer_new(t.base, ts_hold_cb, NULL);
+    CHECK(pthread_create(&loop, NULL, thr_loop, t.base) == 0,
+          "pthread_create");
+    for (ms = 0; ms < 5000 && !ts_started; ms++) {
+        usleep(1000);
+    }
+    CHECK(ts_started, "threads-setfd: the loop did not start");
+    usleep(10000);
+
+    call_without_ring(ts_worker, &t);
+
+    event_base_loopbreak(t.base);
+    pthread_join(loop, NULL);
+    event_free(keep);
+    event_free(start);
+    event_free(t.hold);
+    evconnlistener_free(lev);
+    event_base_free(t.base);
+}
+
 int
 main(int argc, char **argv)
 {
     struct event_base  *base;
 
-    CHECK(argc >= 2, "usage: le-bev kind|echo|slow|free|threads|connect "
+    CHECK(argc >= 2, "usage: le-bev kind|echo|slow|free|threads|threads-setfd|"
+          "connect|fork|fork-free-first|setfd "
           "[completion|socket]");
     if (argc > 2) {
         want_completion = strcmp(argv[2], "socket") != 0;
     }
     signal(SIGPIPE, SIG_IGN);
+    event_set_mem_functions(mem_malloc, mem_realloc, mem_free);
     base = event_base_new();
     CHECK(base != NULL, "event_base_new");
     fprintf(stderr, "le-bev: method %s\n", event_base_get_method(base));
@@ -727,6 +1599,14 @@ main(int argc, char **argv)
         test_threads();
     } else if (strcmp(argv[1], "connect") == 0) {
         test_connect();
+    } else if (strcmp(argv[1], "threads-setfd") == 0) {
+        test_threads_setfd();
+    } else if (strcmp(argv[1], "fork") == 0) {
+        test_fork(0);
+    } else if (strcmp(argv[1], "fork-free-first") == 0) {
+        test_fork(1);
+    } else if (strcmp(argv[1], "setfd") == 0) {
+        test_setfd();
     } else {
         CHECK(0, "unknown case %s", argv[1]);
     }

@@ -45,7 +45,26 @@ run memcached-drop-in     "$here/memcached.sh" "$prefix/lib" io_uring
 run bev-kind              "$bin/le-bev" kind
 run bev-kind-nobev        env EVENT_IO_URING_NO_BEV=1 "$bin/le-bev" echo socket
 run bev-connect           "$bin/le-bev" connect
+run bev-setfd-connecting  "$bin/le-bev" setfd
+run bev-setfd-connecting-socket env EVENT_IO_URING_NO_BEV=1 \
+                              "$bin/le-bev" setfd socket
+run bev-setfd-connecting-epoll env EVENT_NOIO_URING=1 "$bin/le-bev" setfd socket
+run bev-fork-inflight     "$bin/le-bev" fork
+run bev-fork-inflight-socket env EVENT_IO_URING_NO_BEV=1 "$bin/le-bev" fork socket
+run bev-fork-inflight-epoll env EVENT_NOIO_URING=1 "$bin/le-bev" fork socket
+run bev-fork-free-first   "$bin/le-bev" fork-free-first
+run bev-fork-free-first-socket env EVENT_IO_URING_NO_BEV=1 \
+                              "$bin/le-bev" fork-free-first socket
+run bev-fork-inflight-asan env ASAN_OPTIONS=detect_leaks=1 \
+                              "$bin/le-bev-asan" fork
 run bev-threads           "$bin/le-bev" threads
+run bev-threads-setfd     "$bin/le-bev" threads-setfd
+run bev-threads-setfd-socket env EVENT_IO_URING_NO_BEV=1 \
+                              "$bin/le-bev" threads-setfd socket
+run bev-threads-setfd-epoll env EVENT_NOIO_URING=1 \
+                              "$bin/le-bev" threads-setfd socket
+run bev-threads-setfd-asan env ASAN_OPTIONS=detect_leaks=1 \
+                              "$bin/le-bev-asan" threads-setfd
 run bev-echo              "$bin/le-bev" echo
 run bev-enobufs-storm     env EVENT_IO_URING_BUFFERS=8 LE_BEV_CONNS=128 \
                               "$bin/le-bev" echo

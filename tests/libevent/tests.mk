@@ -13,7 +13,10 @@
 #      our programs on the installed library: method, features and trigger
 #      modes, avoid by env and by config, fork, threads, 10,000 fds, the seccomp
 #      fallback, and an unmodified Debian memcached run as a drop-in;
-#      completion bufferevents (le-bev.c): kind, connect, echo with an
+#      completion bufferevents (le-bev.c): kind, connect, setfd with a socket
+#      still connecting (also on socket bufferevents), fork with a send in
+#      flight (child frees what it inherited after or before event_reinit),
+#      setfd/free/read from a thread that may not touch the ring, echo with an
 #      ENOBUFS storm (8 buffers, 128 connections), slow reader, and free
 #      with I/O in flight built with ASan
 
