@@ -892,12 +892,12 @@ rp_seg_new(rp_engine_t *e, size_t cap)
     return s;
 }
 
+/* The segment goes back before done() runs: the host may do anything there. */
 static void
 rp_seg_release(rp_engine_t *e, rp_seg_t *s)
 {
-    if (s->done != NULL) {
-        s->done(s->arg);
-    }
+    rp_send_done_cb   done = s->done;
+    void             *arg = s->arg;
 
     if (s->cap == RP_SEG_MIN_CAP && e->seg_cached < RP_SEG_CACHE) {
         s->next = e->seg_cache;
@@ -911,6 +911,10 @@ rp_seg_release(rp_engine_t *e, rp_seg_t *s)
 
     } else {
         free(s);
+    }
+
+    if (done != NULL) {
+        done(arg);
     }
 }
 
@@ -936,17 +940,20 @@ rp_sq_drop(rp_engine_t *e, rp_fd_t *f, bool call_done)
 {
     rp_seg_t  *s, *next;
 
-    for (s = f->sq_head; s != NULL; s = next) {
+    /* the queue is empty before any done() runs */
+    s = f->sq_head;
+    f->sq_head = NULL;
+    f->sq_tail = NULL;
+    f->sq_bytes = 0;
+    f->sq_inflight = 0;
+
+    for ( /* void */ ; s != NULL; s = next) {
         next = s->next;
         if (!call_done) {
             s->done = NULL;
         }
         rp_seg_release(e, s);
     }
-    f->sq_head = NULL;
-    f->sq_tail = NULL;
-    f->sq_bytes = 0;
-    f->sq_inflight = 0;
 }
 
 static void
