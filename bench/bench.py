@@ -1342,6 +1342,23 @@ def check_table(path):
     return None
 
 
+def side_pass(rows, cells, key, what, run):
+    """One more run per runnable row, in table order, outside the timed
+    rounds: its result (or {"why": ...}) goes to row[key]."""
+    for g, w in cells:
+        for c in CONNS:
+            for m in VARIANTS_BY_GROUP[g]:
+                row = rows.get((g, m, w, c))
+                if row is None or row["na"]:
+                    continue
+                log(f"bench: {what} {row_id(g, m, w)} c={c}")
+                try:
+                    row[key] = run(g, m, w, c)
+                except StartError as e:
+                    row[key] = {"why": str(e)}
+                    log(f"bench:   {e}")
+
+
 def main():
     started = time.time()
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(started))
@@ -1426,32 +1443,10 @@ def main():
 
     sc_method = syscall_method()
     if sc_method != "off":
-        for g, w in cells:
-            for c in CONNS:
-                for m in VARIANTS_BY_GROUP[g]:
-                    row = rows.get((g, m, w, c))
-                    if row is None or row["na"]:
-                        continue
-                    log(f"bench: syscall pass ({sc_method}) "
-                        f"{row_id(g, m, w)} c={c}")
-                    try:
-                        row["sc"] = syscall_pass(sc_method, g, m, w, c)
-                    except StartError as e:
-                        row["sc"] = {"why": str(e)}
-                        log(f"bench:   {e}")
-
+        side_pass(rows, cells, "sc", f"syscall pass ({sc_method})",
+                  lambda g, m, w, c: syscall_pass(sc_method, g, m, w, c))
     if PROFILE:
-        for g, w in cells:
-            for c in CONNS:
-                for m in VARIANTS_BY_GROUP[g]:
-                    row = rows.get((g, m, w, c))
-                    if row is None or row["na"]:
-                        continue
-                    log(f"bench: profile pass {row_id(g, m, w)} c={c}")
-                    try:
-                        row["split"] = profile_pass(g, m, w, c)
-                    except StartError as e:
-                        row["split"] = {"why": str(e)}
+        side_pass(rows, cells, "split", "profile pass", profile_pass)
 
     if upstream:
         upstream.stop()
