@@ -223,6 +223,47 @@ pattern(int conn, size_t off)
     return (unsigned char) (conn * 31 + off * 7 + (off >> 9));
 }
 
+/*
+ * Write stream `conn` from *sent on, up to `total` bytes in all, while the
+ * output holds less than `cap` (0: no cap); *sent moves on.
+ */
+static void
+pattern_write(struct bufferevent *bev, int conn, size_t *sent, size_t total,
+    size_t cap)
+{
+    unsigned char  buf[65536];
+    size_t         n, i;
+
+    while (*sent < total
+           && (cap == 0
+               || evbuffer_get_length(bufferevent_get_output(bev)) < cap))
+    {
+        n = total - *sent < sizeof(buf) ? total - *sent : sizeof(buf);
+        for (i = 0; i < n; i++) {
+            buf[i] = pattern(conn, *sent + i);
+        }
+        bufferevent_write(bev, buf, n);
+        *sent += n;
+    }
+}
+
+/* Read everything bev has and check it is stream `conn` from *got on. */
+static void
+pattern_read(struct bufferevent *bev, int conn, size_t *got, const char *what)
+{
+    unsigned char  buf[16384];
+    size_t         n, i;
+
+    while ((n = bufferevent_read(bev, buf, sizeof(buf))) > 0) {
+        for (i = 0; i < n; i++) {
+            CHECK(buf[i] == pattern(conn, *got + i),
+                  "%s: byte %zu is %u, want %u", what, *got + i, buf[i],
+                  pattern(conn, *got + i));
+        }
+        *got += n;
+    }
+}
+
 static struct sockaddr_in
 listen_addr(struct evconnlistener *lev)
 {
@@ -490,36 +531,15 @@ struct pp {
 static void
 slow_read(struct bufferevent *bev, void *arg)
 {
-    struct evbuffer  *in = bufferevent_get_input(bev);
-    unsigned char     buf[16384];
-    size_t            n, i;
-
     (void) arg;
-    while ((n = evbuffer_remove(in, buf, sizeof(buf))) > 0) {
-        for (i = 0; i < n; i++) {
-            CHECK(buf[i] == pattern(99, slow_got + i), "slow: byte %zu",
-                  slow_got + i);
-        }
-        slow_got += n;
-    }
+    pattern_read(bev, 99, &slow_got, "slow");
 }
 
 static void
 slow_write(struct bufferevent *bev, void *arg)
 {
-    unsigned char  buf[65536];
-    size_t         i;
-
     (void) arg;
-    while (slow_sent < SLOW_BYTES
-           && evbuffer_get_length(bufferevent_get_output(bev)) < (1u << 20))
-    {
-        for (i = 0; i < sizeof(buf); i++) {
-            buf[i] = pattern(99, slow_sent + i);
-        }
-        bufferevent_write(bev, buf, sizeof(buf));
-        slow_sent += sizeof(buf);
-    }
+    pattern_write(bev, 99, &slow_sent, SLOW_BYTES, 1u << 20);
 }
 
 static void
@@ -778,36 +798,15 @@ static int     fork_rounds;
 static void
 fork_fill(struct bufferevent *bev, void *arg)
 {
-    unsigned char  buf[65536];
-    size_t         i;
-
     (void) arg;
-    while (fork_sent < FORK_BYTES
-           && evbuffer_get_length(bufferevent_get_output(bev)) < (8u << 20))
-    {
-        for (i = 0; i < sizeof(buf); i++) {
-            buf[i] = pattern(5, fork_sent + i);
-        }
-        bufferevent_write(bev, buf, sizeof(buf));
-        fork_sent += sizeof(buf);
-    }
+    pattern_write(bev, 5, &fork_sent, FORK_BYTES, 8u << 20);
 }
 
 static void
 fork_read(struct bufferevent *bev, void *arg)
 {
-    unsigned char  buf[16384];
-    size_t         n, i;
-
     (void) arg;
-    while ((n = bufferevent_read(bev, buf, sizeof(buf))) > 0) {
-        for (i = 0; i < n; i++) {
-            CHECK(buf[i] == pattern(5, fork_got + i),
-                  "fork: parent's stream: byte %zu is %u, want %u",
-                  fork_got + i, buf[i], pattern(5, fork_got + i));
-        }
-        fork_got += n;
-    }
+    pattern_read(bev, 5, &fork_got, "fork: parent's stream");
 }
 
 /* The child's own pair: a sends FORK_MSG bytes, b echoes them back, a
@@ -974,17 +973,8 @@ static size_t  setfd_got;
 static void
 setfd_read(struct bufferevent *bev, void *arg)
 {
-    unsigned char  buf[8192];
-    size_t         n, i;
-
     (void) arg;
-    while ((n = bufferevent_read(bev, buf, sizeof(buf))) > 0) {
-        for (i = 0; i < n; i++) {
-            CHECK(buf[i] == pattern(7, setfd_got + i), "setfd: byte %zu",
-                  setfd_got + i);
-        }
-        setfd_got += n;
-    }
+    pattern_read(bev, 7, &setfd_got, "setfd");
 }
 
 static struct sockaddr_in
@@ -1020,19 +1010,12 @@ static struct bufferevent *
 setfd_bev(struct event_base *base, size_t bytes)
 {
     struct bufferevent  *bev;
-    unsigned char        buf[4096];
-    size_t               off, i, n;
+    size_t               off = 0;
 
     bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
     CHECK(bev != NULL, "bufferevent_socket_new(-1)");
     check_kind(bev, "fd -1");
-    for (off = 0; off < bytes; off += n) {
-        n = bytes - off < sizeof(buf) ? bytes - off : sizeof(buf);
-        for (i = 0; i < n; i++) {
-            buf[i] = pattern(7, off + i);
-        }
-        bufferevent_write(bev, buf, n);
-    }
+    pattern_write(bev, 7, &off, bytes, 0);
     return bev;
 }
 
@@ -1396,18 +1379,10 @@ ts_hold(struct ts *t)
 static void
 ts_echo(struct ts *t, size_t n, const char *what)
 {
-    unsigned char  buf[4096];
-    size_t         end = t->sent + n, k, i;
+    size_t         end = t->sent + n;
     int            ms;
 
-    while (t->sent < end) {
-        k = end - t->sent < sizeof(buf) ? end - t->sent : sizeof(buf);
-        for (i = 0; i < k; i++) {
-            buf[i] = pattern(11, t->sent + i);
-        }
-        bufferevent_write(t->a, buf, k);
-        t->sent += k;
-    }
+    pattern_write(t->a, 11, &t->sent, end, 0);
     for (ms = 0; ms < 10000
          && __atomic_load_n(&t->got, __ATOMIC_SEQ_CST) < end; ms++)
     {
