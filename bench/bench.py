@@ -1342,21 +1342,27 @@ def check_table(path):
     return None
 
 
-def side_pass(rows, cells, key, what, run):
-    """One more run per runnable row, in table order, outside the timed
-    rounds: its result (or {"why": ...}) goes to row[key]."""
+def runnable(rows, cells):
+    """(group, mode, workload, conns, row) of every row that can run, cell
+    by cell, every mode of a cell back to back: the order of a round."""
     for g, w in cells:
         for c in CONNS:
             for m in VARIANTS_BY_GROUP[g]:
                 row = rows.get((g, m, w, c))
-                if row is None or row["na"]:
-                    continue
-                log(f"bench: {what} {row_id(g, m, w)} c={c}")
-                try:
-                    row[key] = run(g, m, w, c)
-                except StartError as e:
-                    row[key] = {"why": str(e)}
-                    log(f"bench:   {e}")
+                if row is not None and not row["na"]:
+                    yield g, m, w, c, row
+
+
+def side_pass(rows, cells, key, what, run):
+    """One more run per runnable row, in table order, outside the timed
+    rounds: its result (or {"why": ...}) goes to row[key]."""
+    for g, m, w, c, row in runnable(rows, cells):
+        log(f"bench: {what} {row_id(g, m, w)} c={c}")
+        try:
+            row[key] = run(g, m, w, c)
+        except StartError as e:
+            row[key] = {"why": str(e)}
+            log(f"bench:   {e}")
 
 
 def main():
@@ -1411,35 +1417,30 @@ def main():
 
     n = 0
     for rnd in range(ROUNDS):
-        for g, w in cells:
-            for c in CONNS:
-                for m in VARIANTS_BY_GROUP[g]:
-                    row = rows.get((g, m, w, c))
-                    if row is None or row["na"]:
-                        continue
-                    n += 1
-                    log(f"bench: [{n}/{total}] round {rnd + 1} "
-                        f"{row_id(g, m, w)} c={c}")
-                    res = measure_once(g, m, w, c)
-                    res["round"] = rnd
-                    if QUICK and not res.get("requests") \
-                            and not res.get("crash"):
-                        # A smoke run must not fail because another job
-                        # starved the box for a second: one retry, and
-                        # both runs stay in the row.
-                        log(f"bench:   {res.get('error', 'no requests')}"
-                            ", retrying once")
-                        row["runs"].append(res)
-                        res = measure_once(g, m, w, c)
-                        res["round"] = rnd
-                        res["retried"] = True
-                    row["runs"].append(res)
-                    if "error" in res:
-                        log(f"bench:   {res['error']}")
-                    else:
-                        log(f"bench:   {res['rps']:.0f} req/s, "
-                            f"{fmt(res['cpu_us_req'], '.2f')} us/req, "
-                            f"client {res['client_pct']:.0f}%")
+        for g, m, w, c, row in runnable(rows, cells):
+            n += 1
+            log(f"bench: [{n}/{total}] round {rnd + 1} "
+                f"{row_id(g, m, w)} c={c}")
+            res = measure_once(g, m, w, c)
+            res["round"] = rnd
+            if QUICK and not res.get("requests") \
+                    and not res.get("crash"):
+                # A smoke run must not fail because another job
+                # starved the box for a second: one retry, and
+                # both runs stay in the row.
+                log(f"bench:   {res.get('error', 'no requests')}"
+                    ", retrying once")
+                row["runs"].append(res)
+                res = measure_once(g, m, w, c)
+                res["round"] = rnd
+                res["retried"] = True
+            row["runs"].append(res)
+            if "error" in res:
+                log(f"bench:   {res['error']}")
+            else:
+                log(f"bench:   {res['rps']:.0f} req/s, "
+                    f"{fmt(res['cpu_us_req'], '.2f')} us/req, "
+                    f"client {res['client_pct']:.0f}%")
 
     sc_method = syscall_method()
     if sc_method != "off":
