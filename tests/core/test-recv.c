@@ -709,6 +709,18 @@ out:
  * reported (RP_EV_RECV, rp_recv_peer_closed) while EOF is not yet in the
  * queue; without it nothing says so.  Then every byte, and EOF after them.
  */
+static int
+recv_unarmed(void *arg)
+{
+    return !rp_recv_armed(((conn_t *) arg)->f);
+}
+
+static int
+peer_closed(void *arg)
+{
+    return rp_recv_peer_closed(((conn_t *) arg)->f);
+}
+
 static void
 fin_case(int watch, int stop)
 {
@@ -716,7 +728,6 @@ fin_case(int watch, int stop)
     rp_engine_t    *e;
     conn_t         *c = &conns[0];
     size_t          max_q = 8 * 1024;
-    double          end;
     int             lfd = -1, pfd = -1, rc;
 
     memset(conns, 0, sizeof(conns));
@@ -757,23 +768,16 @@ fin_case(int watch, int stop)
     if (stop) {
         rp_recv_stop(e, c->f);
     }
-    end = t_now_ms() + 3000;
-    while (rp_recv_armed(c->f) && t_now_ms() < end) {
-        rc = rp_engine_wait(e, 5);
-        CHECK(rc >= 0 || rc == -EINTR, "wait: %s", strerror(-rc));
-    }
-    CHECK(!rp_recv_armed(c->f), "the receive is still armed with %zu bytes "
-        "queued over a %zu limit", rp_recv_queued(c->f), max_q);
+    rc = t_loop(e, recv_unarmed, c, 5, 3000);
+    CHECK(rc == 0, "the receive is still armed with %zu bytes queued over a "
+        "%zu limit: %s", rp_recv_queued(c->f), max_q, strerror(-rc));
     c->ready = 0;
     CHECK(write(pfd, out + 12 * 1024, sizeof(out) - 12 * 1024)
           == (ssize_t) (sizeof(out) - 12 * 1024), "write");
     CHECK(shutdown(pfd, SHUT_WR) == 0, "shutdown");
 
-    end = t_now_ms() + (watch ? 3000 : 300);
-    while (!rp_recv_peer_closed(c->f) && t_now_ms() < end) {
-        rc = rp_engine_wait(e, 5);
-        CHECK(rc >= 0 || rc == -EINTR, "wait: %s", strerror(-rc));
-    }
+    rc = t_loop(e, peer_closed, c, 5, watch ? 3000 : 300);
+    CHECK(rc == 0 || rc == -ETIMEDOUT, "wait: %s", strerror(-rc));
     CHECK(rp_recv_status(c->f) == 0, "EOF already queued (status %d): the "
         "FIN did not wait behind unread bytes", rp_recv_status(c->f));
     if (!watch) {
