@@ -235,6 +235,13 @@ rp_case('completion-1m', sub {
         }
         is($good, scalar @small, "sendfile $sendfile: 1k, 8k, 9k pipelined, byte-exact");
         close $c;
+        if ($mode =~ /completion/ && $sendfile eq 'on') {
+            # up to 8 KiB of file data is read into the queue, 9k is not
+            my (undef, $st) = stats($port);
+            is(($st->{preads} // 0) . ' ' . ($st->{sendfile_sends} // 0),
+                '4 2', 'sendfile on: 1k and 8k read into the queue (preads 4),'
+                . ' 9k sent with sendfile (sendfile_sends 2)');
+        }
         for my $path (qw(/1m /proxy/1m)) {
             my ($code, $got, $size) = curl_fetch("$base$path", "$sub/out");
             is("$code $size", '200 ' . (1 << 20), "sendfile $sendfile: $path: 200, 1 MiB");
