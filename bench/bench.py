@@ -886,6 +886,30 @@ def profile_pass(group, mode, workload, conns):
         srv.stop()
 
 
+def check_split(rows):
+    """bench-quick: the CPU split sees what each minimal server is made
+    of: epoll system calls and no io_uring work in the floor, io_uring work
+    and almost no event system calls in the ceiling."""
+    want = {"epoll": lambda sp: sp["syscall"] >= 4 and sp["uring"] < 0.5,
+            "io_uring": lambda sp: sp["uring"] >= 4
+            and sp["uring"] > 2 * sp["syscall"]}
+    for mode, ok in want.items():
+        name = f"bench-quick profile split minimal/{mode}/ret200"
+        key = ("minimal", mode, "ret200", CONNS[0])
+        if key not in rows or rows[key]["na"]:
+            record(f"SKIP {name} -- row not run")
+            continue
+        try:
+            sp = profile_pass(*key)
+        except StartError as e:
+            sp = {"why": str(e)}
+        if "why" in sp:
+            record(f"SKIP {name} -- {sp['why']}")
+            continue
+        text = ", ".join(f"{k} {sp[k]:.1f}%" for k in SPLIT_KEYS)
+        record(f"{'PASS' if ok(sp) else 'FAIL'} {name} ({text})")
+
+
 def split_table(rows):
     """Where each profiled row's CPU per request goes."""
     lines = ["| server | mode | workload | conns | CPU us/req | user |"
@@ -1507,6 +1531,7 @@ def main():
         for key in (("minimal", "epoll", "ret200"),):
             if not any(k[:3] == key for k in rows) and not ROW_FILTER:
                 record("FAIL bench-quick floor row missing")
+        check_split(rows)
     return 0
 
 
