@@ -6,6 +6,9 @@ if [ -f "$f" ]; then exit 0; fi
 if [ "$(id -u)" != 0 ]; then
     echo "debsrc: need root to add $f" >&2; exit 1
 fi
+exec 9> /var/lock/ringplug-deps.lock
+flock 9
+[ -f "$f" ] && exit 0
 echo "debsrc: enabling deb-src (bookworm, bookworm-updates, bookworm-security) in $f"
 cat > "$f" <<'SRC'
 Types: deb-src
