@@ -1,8 +1,9 @@
 #!/bin/sh
 # Our own checks of the libevent io_uring backend, one result line each.
 # Usage: tests/libevent/run.sh <test bin dir> <libevent prefix> <rp-noring>
+#        [<libevent source tree>]
 set -u
-bin=$1 prefix=$2 noring=$3
+bin=$1 prefix=$2 noring=$3 src=${4:-}
 res=${RP_RESULTS:-/dev/stdout}
 here=$(dirname "$0")
 log=${RP_LOG_DIR:-build/libevent/logs}
@@ -39,6 +40,10 @@ if [ -x "$noring" ]; then
     run memcached-noring  "$here/memcached.sh" "$prefix/lib" epoll "$noring"
 else
     echo "FAIL libevent/noring-fallback (no launcher at $noring)" >> "$res"
+fi
+# regress.sh's verdict on a libevent case that fails on every backend
+if [ -n "$src" ]; then
+    run regress-classify  "$here/classify.sh" "$src"
 fi
 run memcached-drop-in     "$here/memcached.sh" "$prefix/lib" io_uring
 # completion bufferevents
