@@ -82,6 +82,7 @@ typedef struct {
     ngx_queue_t          queue;       /* in rearm_queue */
     ngx_queue_t          held;        /* in held_queue: holds ring buffers */
     ngx_queue_t          unread;      /* in unread_queue: may be idle */
+    ngx_queue_t          drained;     /* in drained_queue */
     u_char              *spill;       /* unread bytes moved off the ring */
     size_t               spill_size;
     size_t               spill_pos;
@@ -97,8 +98,12 @@ typedef struct {
     unsigned             wait_drain:1;
     unsigned             on_held:1;
     unsigned             on_unread:1;
+    unsigned             on_drained:1;
     unsigned             stopped:1;   /* receive stopped: spill is full */
     unsigned             sent:1;      /* bytes went out: c->sent 0 is reuse */
+    unsigned             direct:1;    /* writes by nginx's own send_chain */
+    ngx_uint_t           pass;        /* the pass of event_list[index] */
+    ngx_uint_t           index;
 } ngx_io_uring_fd_t;
 
 
@@ -106,6 +111,7 @@ typedef struct {
     ngx_uint_t           recv_conns;  /* read sides put in completion mode */
     ngx_uint_t           send_conns;
     ngx_uint_t           os_sends;    /* file chains sent by nginx's own */
+    ngx_uint_t           direct_conns; /* HTTP/2: writes by nginx's own */
     ngx_uint_t           preads;      /* small files read into the queue */
     ngx_uint_t           readiness;   /* stream sockets left in readiness */
     ngx_uint_t           spills;      /* unread queues moved off the ring */
@@ -167,6 +173,7 @@ static void ngx_io_uring_spill(ngx_log_t *log);
 static ngx_uint_t ngx_io_uring_unread(ngx_io_uring_fd_t *fe);
 static void ngx_io_uring_unread_add(ngx_io_uring_fd_t *fe);
 static void ngx_io_uring_idle_close(void);
+static ngx_uint_t ngx_io_uring_drained(void);
 static void ngx_io_uring_idle_handler(ngx_event_t *ev);
 static ssize_t ngx_io_uring_send(ngx_connection_t *c, u_char *buf,
     size_t size);
@@ -178,7 +185,11 @@ static ngx_int_t ngx_io_uring_send_failed(ngx_connection_t *c,
     ngx_io_uring_fd_t *fe);
 static ngx_uint_t ngx_io_uring_send_stale(ngx_connection_t *c,
     ngx_io_uring_fd_t *fe);
+static void ngx_io_uring_buffered(ngx_connection_t *c,
+    ngx_io_uring_fd_t *fe);
 static ngx_uint_t ngx_io_uring_preadable(ngx_chain_t *in);
+static ngx_uint_t ngx_io_uring_direct(ngx_connection_t *c,
+    ngx_io_uring_fd_t *fe);
 static u_char *ngx_io_uring_counters_format(u_char *p, u_char *last);
 
 static char *ngx_io_uring_buffers(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -204,6 +215,7 @@ static rp_engine_t           *engine;
 static ngx_io_uring_event_t  *event_list;
 static ngx_uint_t             nevents;
 static ngx_uint_t             event_list_size;
+static ngx_uint_t             event_pass;
 
 static ngx_io_uring_fd_t    **fd_pages;
 static ngx_uint_t             fd_npages;
@@ -211,6 +223,7 @@ static ngx_uint_t             fd_npages;
 static ngx_queue_t            rearm_queue;
 static ngx_queue_t            held_queue;
 static ngx_queue_t            unread_queue;
+static ngx_queue_t            drained_queue;
 
 static ngx_event_t            idle_event;
 static ngx_uint_t             dispatching;
@@ -409,6 +422,7 @@ ngx_io_uring_init(ngx_cycle_t *cycle, ngx_msec_t timer)
         ngx_queue_init(&rearm_queue);
         ngx_queue_init(&held_queue);
         ngx_queue_init(&unread_queue);
+        ngx_queue_init(&drained_queue);
 
         idle_event.handler = ngx_io_uring_idle_handler;
         idle_event.log = cycle->log;
@@ -421,9 +435,14 @@ ngx_io_uring_init(ngx_cycle_t *cycle, ngx_msec_t timer)
                       "using %s", rp_engine_describe(engine));
     }
 
-    /* the CQ holds 8 completions per SQ entry; more grows the list */
+    /*
+     * one entry per connection per pass, whatever one reap delivers (a
+     * connection's poll, receive and send completions share its entry, as
+     * epoll reports one event per fd), plus the notify eventfd: the list
+     * never grows while completions are being reaped
+     */
 
-    size = 8 * (ngx_uint_t) iocf->entries;
+    size = cycle->connection_n + 1;
 
     if (event_list_size < size) {
         if (event_list) {
@@ -606,14 +625,34 @@ ngx_io_uring_notify_handler(ngx_event_t *ev)
 static void
 ngx_io_uring_done(ngx_cycle_t *cycle)
 {
-    size_t       len;
-    u_char       buf[768];
-    ngx_msec_t   deadline;
-    ngx_uint_t   i;
-    rp_stats_t   st;
+    size_t              len;
+    u_char              buf[768];
+    ngx_msec_t          deadline;
+    ngx_uint_t          i, j;
+    rp_stats_t          st;
+    ngx_io_uring_fd_t  *fe;
 
     if (engine == NULL) {
         return;
+    }
+
+    /*
+     * a worker leaving gracefully exits with connections nginx left open
+     * (HTTP/2 after its GOAWAY, idle keepalive ones): with epoll the
+     * kernel still sends what their socket buffers hold, so their queues
+     * are flushed as a close would
+     */
+
+    if (!ngx_terminate) {
+        for (i = 0; i < fd_npages; i++) {
+            for (j = 0; fd_pages[i] && j < NGX_IO_URING_FD_PAGE; j++) {
+                fe = &fd_pages[i][j];
+
+                if (fe->rf && fe->send_mode && rp_send_pending(fe->rf)) {
+                    ngx_io_uring_close(fe);
+                }
+            }
+        }
     }
 
     /*
@@ -868,6 +907,10 @@ ngx_io_uring_process_events(ngx_cycle_t *cycle, ngx_msec_t timer,
 
     ngx_io_uring_spill(cycle->log);
 
+    if (!ngx_queue_empty(&drained_queue) && ngx_io_uring_drained()) {
+        timer = 0;
+    }
+
     if (timer == NGX_TIMER_INFINITE) {
         timeout = -1;
 
@@ -879,6 +922,7 @@ ngx_io_uring_process_events(ngx_cycle_t *cycle, ngx_msec_t timer,
                    "io_uring timer: %d", timeout);
 
     nevents = 0;
+    event_pass++;
     dispatching = 1;
 
     n = rp_engine_wait(engine, timeout);
@@ -988,7 +1032,24 @@ ngx_io_uring_process_events(ngx_cycle_t *cycle, ngx_msec_t timer,
             }
         }
 
+        if (!(revents & (RP_OUT|NGX_IO_URING_SENT))) {
+            continue;
+        }
+
         wev = c->write;
+
+        if (c->fd == -1 || wev->instance != instance) {
+
+            /*
+             * the read handler closed the connection (one entry carries
+             * all of a pass's events for a connection), or closed it and
+             * reused it for another
+             */
+
+            ngx_log_debug1(NGX_LOG_DEBUG_EVENT, cycle->log, 0,
+                           "io_uring: stale event %p", c);
+            continue;
+        }
 
         if (revents & NGX_IO_URING_SENT) {
 
@@ -997,12 +1058,6 @@ ngx_io_uring_process_events(ngx_cycle_t *cycle, ngx_msec_t timer,
              * a write event even if nginx never added one, as the wait may
              * be for c->buffered only
              */
-
-            if (wev->instance != instance) {
-                continue;
-            }
-
-            /* the bit is cleared by the send_chain call this leads to */
 
             wev->ready = 1;
 
@@ -1035,18 +1090,6 @@ ngx_io_uring_process_events(ngx_cycle_t *cycle, ngx_msec_t timer,
                 if (rp_send_pending(fe->rf)) {
                     continue;
                 }
-            }
-
-            if (c->fd == -1 || wev->instance != instance) {
-
-                /*
-                 * the stale event from a file descriptor
-                 * that was just closed in this iteration
-                 */
-
-                ngx_log_debug1(NGX_LOG_DEBUG_EVENT, cycle->log, 0,
-                               "io_uring: stale event %p", c);
-                continue;
             }
 
             wev->ready = 1;
@@ -1083,10 +1126,8 @@ static void
 ngx_io_uring_event_handler(rp_engine_t *e, rp_fd_t *f, void *data,
     enum rp_event ev, int res)
 {
-    ngx_uint_t             size;
     ngx_connection_t      *c;
     ngx_io_uring_fd_t     *fe;
-    ngx_io_uring_event_t  *list;
 
     fe = data;
 
@@ -1119,21 +1160,35 @@ ngx_io_uring_event_handler(rp_engine_t *e, rp_fd_t *f, void *data,
         }
     }
 
-    if (nevents == event_list_size) {
-        size = 2 * event_list_size;
+    if (fe->pass == event_pass && fe->index < nevents) {
 
-        list = ngx_alloc(sizeof(ngx_io_uring_event_t) * size, ngx_cycle->log);
-        if (list == NULL) {
-            return;
+        /* the connection's entry of this pass: what it reports adds up */
+
+        if (ev == RP_EV_SEND) {
+            event_list[fe->index].revents |= RP_OUT|NGX_IO_URING_SENT;
+
+        } else if (res < 0) {
+            event_list[fe->index].revents |= RP_ERR|RP_HUP;
+
+        } else {
+            event_list[fe->index].revents |= (unsigned) res;
         }
 
-        ngx_memcpy(list, event_list,
-                   sizeof(ngx_io_uring_event_t) * event_list_size);
-        ngx_free(event_list);
-
-        event_list = list;
-        event_list_size = size;
+        goto armed;
     }
+
+    if (nevents == event_list_size) {
+
+        /* cannot be: one entry per connection, connection_n + 1 of them */
+
+        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
+                      "io_uring: event list of %ui full, event on fd:%d "
+                      "lost", event_list_size, fe->conn->fd);
+        return;
+    }
+
+    fe->pass = event_pass;
+    fe->index = nevents;
 
     event_list[nevents].data = (void *) ((uintptr_t) fe->conn | fe->instance);
 
@@ -1152,6 +1207,8 @@ ngx_io_uring_event_handler(rp_engine_t *e, rp_fd_t *f, void *data,
     }
 
     nevents++;
+
+armed:
 
     if (ev != RP_EV_POLL) {
         return;
@@ -1179,15 +1236,30 @@ ngx_io_uring_event_handler(rp_engine_t *e, rp_fd_t *f, void *data,
 static ngx_uint_t
 ngx_io_uring_sent(ngx_io_uring_fd_t *fe, rp_fd_t *f, int res)
 {
-    size_t  pending;
+    size_t      pending;
+    ngx_uint_t  drained;
 
     pending = rp_send_pending(f);
 
+    drained = (pending == 0
+               && (fe->wait_drain
+                   || (fe->conn->buffered & NGX_IO_URING_BUFFERED)));
+
+    /*
+     * the bit goes with the send_chain call the write event leads to, as
+     * SSL's does; a filter with nothing to add may not make one (gunzip,
+     * for a HEAD request): the next pass clears the bit and posts the
+     * write event once more
+     */
+
+    if (drained && !fe->on_drained) {
+        fe->on_drained = 1;
+        ngx_queue_insert_tail(&drained_queue, &fe->drained);
+    }
+
     if (res < 0
         || (fe->wait_space && pending <= NGX_IO_URING_SEND_MAX / 2)
-        || (pending == 0
-            && (fe->wait_drain
-                || (fe->conn->buffered & NGX_IO_URING_BUFFERED))))
+        || drained)
     {
         fe->wait_space = 0;
         fe->wait_drain = 0;
@@ -1298,9 +1370,14 @@ ngx_io_uring_open(ngx_connection_t *c, ngx_log_t *log)
         fe->wait_space = 0;
         fe->wait_drain = 0;
         fe->sent = 0;
+        fe->direct = 0;
     }
 
     /* as epoll's data.ptr: the latest connection added on the descriptor */
+
+    if (fe->conn != c) {
+        fe->pass = 0;          /* no merging into another's entry */
+    }
 
     fe->conn = c;
     fe->instance = c->read->instance;
@@ -1393,6 +1470,11 @@ ngx_io_uring_close(ngx_io_uring_fd_t *fe)
         fe->on_unread = 0;
     }
 
+    if (fe->on_drained) {
+        ngx_queue_remove(&fe->drained);
+        fe->on_drained = 0;
+    }
+
     if (fe->spill) {
         ngx_free(fe->spill);
         fe->spill = NULL;
@@ -1414,6 +1496,8 @@ ngx_io_uring_close(ngx_io_uring_fd_t *fe)
     fe->wait_space = 0;
     fe->wait_drain = 0;
     fe->sent = 0;
+    fe->direct = 0;
+    fe->pass = 0;
 }
 
 
@@ -1502,6 +1586,18 @@ ngx_io_uring_recv_enter(ngx_connection_t *c, ngx_io_uring_fd_t *fe, ssize_t n)
     int  rc;
 
     if (n == 0 || n == NGX_ERROR || c->read->eof || c->read->error) {
+        return;
+    }
+
+    /*
+     * a read that filled the buffer may have left bytes in the socket,
+     * which nginx's next read gets at once with epoll (the rest of a body
+     * that came with its headers): the ring takes over once a read has
+     * drained the socket (ngx_unix_recv() clears rev->ready) or found it
+     * empty
+     */
+
+    if (n != NGX_AGAIN && c->read->ready) {
         return;
     }
 
@@ -1833,6 +1929,50 @@ ngx_io_uring_idle_close(void)
 }
 
 
+/*
+ * Connections whose drained queue posted a write event in the last pass and
+ * still carry the bit: nothing called send_chain since, so the bit goes
+ * here and the write event is posted again for the handler to see nothing
+ * buffered.  Returns whether an event was posted (the wait must not block).
+ */
+
+static ngx_uint_t
+ngx_io_uring_drained(void)
+{
+    ngx_uint_t          posted;
+    ngx_queue_t        *q;
+    ngx_connection_t   *c;
+    ngx_io_uring_fd_t  *fe;
+
+    posted = 0;
+
+    while (!ngx_queue_empty(&drained_queue)) {
+        q = ngx_queue_head(&drained_queue);
+        fe = ngx_queue_data(q, ngx_io_uring_fd_t, drained);
+
+        ngx_queue_remove(q);
+        fe->on_drained = 0;
+
+        c = fe->conn;
+
+        if (fe->rf == NULL || rp_send_pending(fe->rf)
+            || !(c->buffered & NGX_IO_URING_BUFFERED))
+        {
+            continue;
+        }
+
+        c->buffered &= ~NGX_IO_URING_BUFFERED;
+
+        c->write->ready = 1;
+        ngx_post_event(c->write, &ngx_posted_events);
+
+        posted = 1;
+    }
+
+    return posted;
+}
+
+
 static void
 ngx_io_uring_idle_handler(ngx_event_t *ev)
 {
@@ -1845,6 +1985,7 @@ ngx_io_uring_send(ngx_connection_t *c, u_char *buf, size_t size)
 {
     int                 rc;
     size_t              room;
+    ssize_t             n;
     struct iovec        iov;
     ngx_event_t        *wev;
     ngx_io_uring_fd_t  *fe;
@@ -1865,6 +2006,29 @@ ngx_io_uring_send(ngx_connection_t *c, u_char *buf, size_t size)
 
     if (ngx_io_uring_send_stale(c, fe)) {
         return NGX_ERROR;
+    }
+
+    /*
+     * c->send() carries protocol bits written once ahead of a stream
+     * (the PROXY protocol header before proxy_ssl's handshake, mail's
+     * greetings): what comes next may be OpenSSL writing to the socket
+     * itself, so with nothing queued the bytes go straight out, as on
+     * epoll, and keep their place ahead of it
+     */
+
+    if (rp_send_pending(fe->rf) == 0 && !fe->wait_drain) {
+        n = ngx_os_io.send(c, buf, size);
+
+        if (n > 0) {
+            fe->sent = 1;
+        }
+
+        if (n != NGX_ERROR && !wev->ready && !fe->os_wait) {
+            fe->os_wait = 1;
+            (void) ngx_io_uring_update(fe, c, c->log);
+        }
+
+        return n;
     }
 
     room = NGX_IO_URING_SEND_MAX - ngx_min(rp_send_pending(fe->rf),
@@ -1888,9 +2052,7 @@ ngx_io_uring_send(ngx_connection_t *c, u_char *buf, size_t size)
         return ngx_connection_error(c, -rc, "rp_send() failed");
     }
 
-    if (rp_send_pending(fe->rf)) {
-        c->buffered |= NGX_IO_URING_BUFFERED;
-    }
+    ngx_io_uring_buffered(c, fe);
 
     c->sent += size;
 
@@ -1950,17 +2112,27 @@ ngx_io_uring_send_chain(ngx_connection_t *c, ngx_chain_t *in, off_t limit)
     if (pending == 0) {
         c->buffered &= ~NGX_IO_URING_BUFFERED;
 
+        if (fe->on_drained) {
+            ngx_queue_remove(&fe->drained);
+            fe->on_drained = 0;
+        }
+
         for (cl = in; cl; cl = cl->next) {
             if (!ngx_buf_special(cl->buf) && !ngx_buf_in_memory(cl->buf)) {
                 break;
             }
         }
 
-        if (cl && !pread) {
+        if ((cl && !pread) || ngx_io_uring_direct(c, fe)) {
 
-            /* a file in the chain and nothing queued: nginx's sendfile */
+            /*
+             * a file in the chain and nothing queued: nginx's sendfile;
+             * an HTTP/2 connection's writes: nginx's writev
+             */
 
-            counters.os_sends++;
+            if (!fe->direct) {
+                counters.os_sends++;
+            }
 
             in = ngx_os_io.send_chain(c, in, limit);
 
@@ -2072,13 +2244,22 @@ ngx_io_uring_send_chain(ngx_connection_t *c, ngx_chain_t *in, off_t limit)
         }
     }
 
+    /*
+     * a call that brings nothing new while bytes are queued is a flush, as
+     * nginx makes one for SSL's buffer: the socket is not writable until
+     * the queue is in it, so a caller that goes on to shutdown() (HTTP/2's
+     * lingering close, after its GOAWAY) waits for the drain first
+     */
+
+    if (send == 0 && cl == NULL && rp_send_pending(fe->rf)) {
+        fe->wait_drain = 1;
+    }
+
     if (fe->wait_space || fe->wait_drain) {
         wev->ready = 0;
     }
 
-    if (rp_send_pending(fe->rf)) {
-        c->buffered |= NGX_IO_URING_BUFFERED;
-    }
+    ngx_io_uring_buffered(c, fe);
 
     c->sent += send;
 
@@ -2178,6 +2359,102 @@ ngx_io_uring_send_stale(ngx_connection_t *c, ngx_io_uring_fd_t *fe)
 }
 
 
+/*
+ * While bytes are queued, c->buffered tells nginx not to finalize, half-close
+ * or shut down the connection yet.  Not on an HTTP upstream connection
+ * (c->data is the request, which starts with its signature): nginx never
+ * shuts one down, and ngx_chain_writer() takes c->buffered for a request
+ * not sent yet (no keepalive for grpc after a control frame, no
+ * request_body_sent), where epoll's socket would have taken the bytes.
+ */
+
+static void
+ngx_io_uring_buffered(ngx_connection_t *c, ngx_io_uring_fd_t *fe)
+{
+    if (rp_send_pending(fe->rf) == 0) {
+        return;
+    }
+
+#if (NGX_IO_URING_HTTP)
+    if (c->listening == NULL && c->data
+        && ((ngx_http_request_t *) c->data)->signature == NGX_HTTP_MODULE)
+    {
+        return;
+    }
+#endif
+
+    c->buffered |= NGX_IO_URING_BUFFERED;
+}
+
+
+/*
+ * HTTP/2 connections write with nginx's own send_chain, straight into the
+ * socket, once the queue is empty.  Their close paths (GOAWAY, then the
+ * lingering close's shutdown(SHUT_WR) in ngx_http_v2_finalize_connection())
+ * do not wait for c->buffered as HTTP/1 and stream do: a GOAWAY still in
+ * the queue would be cut off by the FIN.  Their reads stay on the ring.
+ * ngx_http_v2_init() makes c->data the HTTP/2 connection, whose first field
+ * points back at c; a request or session (c->data elsewhere) starts with
+ * its signature.
+ */
+
+static ngx_uint_t
+ngx_io_uring_direct(ngx_connection_t *c, ngx_io_uring_fd_t *fe)
+{
+#if (NGX_IO_URING_HTTP)
+    ngx_http_request_t        *r;
+#if (NGX_HTTP_V2)
+    ngx_http_v2_connection_t  *h2c;
+#endif
+
+    if (fe->direct) {
+        return 1;
+    }
+
+    if (c->listening == NULL || c->data == NULL) {
+        return 0;
+    }
+
+    r = c->data;
+
+    if (r->signature == NGX_HTTP_MODULE) {
+
+        /*
+         * ngx_http_filter_finalize_request() (image_filter, xslt) replaces
+         * a response mid-stream and relies on the replacement being written
+         * in the same call: ngx_http_finalize_request() tears the upstream
+         * down only on NGX_OK, while NGX_AGAIN leaves it running on state
+         * the internal redirect reset (a NULL r->cache, a crash).  That
+         * response alone goes through nginx's writev, as on epoll.
+         */
+
+        if (r->filter_finalize) {
+            return 1;
+        }
+
+        return 0;
+    }
+
+#if (NGX_HTTP_V2)
+    h2c = c->data;
+
+    if (h2c->connection != c) {
+        return 0;
+    }
+
+    fe->direct = 1;
+    counters.direct_conns++;
+
+    return 1;
+#else
+    return 0;
+#endif
+#else
+    return 0;
+#endif
+}
+
+
 /* at most NGX_IO_URING_PREAD_MAX bytes of files, none read by threads */
 
 static ngx_uint_t
@@ -2220,11 +2497,13 @@ ngx_io_uring_counters_format(u_char *p, u_char *last)
 {
     return ngx_slprintf(p, last, " bufs=%ui completion_reads=%ui "
                         "completion_sends=%ui sendfile_sends=%ui "
+                        "direct_send_conns=%ui "
                         "readiness_reads=%ui spills=%ui preads=%ui "
                         "idle_closes=%ui stale_reuses=%ui",
                         (ngx_uint_t) (engine ? rp_bufs_total(engine) : 0),
                         counters.recv_conns, counters.send_conns,
-                        counters.os_sends, counters.readiness,
+                        counters.os_sends, counters.direct_conns,
+                        counters.readiness,
                         counters.spills, counters.preads,
                         counters.idle_closes, counters.stale_reuses);
 }
