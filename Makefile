@@ -25,6 +25,7 @@ include core/core.mk
 -include tests/core/tests.mk
 -include module/module.mk
 -include tests/nginx/tests.mk
+-include tests/nginx-tests/tests.mk
 -include loop-adapter/libevent.mk
 -include tests/libevent/tests.mk
 -include bench/bench.mk
@@ -40,6 +41,7 @@ help:
 	@echo "                    (suites: $(TEST_SUITES))"
 	@echo "  make test-NAME    run one suite"
 	@echo "  make demo         nginx on io_uring: one request, then wrk vs epoll"
+	@echo "  make nginx-tests  nginx's own test suite, epoll vs both io_uring modes"
 	@echo "  make libevent     Debian's libevent 2.1.12 with the io_uring backend"
 	@echo "  make bench        full benchmark, epoll vs io_uring (minutes)"
 	@echo "  make bench-quick  a short benchmark smoke run (part of make test)"
