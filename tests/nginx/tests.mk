@@ -7,7 +7,8 @@
 #   make test-nginx MODES=epoll      one mode only
 
 NGINX_TEST_PKGS := nginx libnginx-mod-stream curl wrk nghttp2-client \
-                   openssl perl coreutils strace
+                   openssl perl coreutils strace gzip \
+                   libnginx-mod-http-image-filter libio-socket-ssl-perl
 
 TEST_SUITES  += nginx
 DEPS_TARGETS += nginx-test-deps
