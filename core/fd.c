@@ -91,9 +91,42 @@ rp_cancel_op(rp_engine_t *e, rp_op_t *op)
     struct io_uring_sqe  *sqe;
 
     sqe = rp_get_sqe(e);
+    if (sqe == NULL) {
+        /* no SQE to be had now: the next pass sends it (rp_cancels_retry) */
+        if (!op->cancel_pending) {
+            op->cancel_pending = 1;
+            op->cancel_next = e->cancels;
+            e->cancels = op;
+        }
+        return;
+    }
     io_uring_prep_cancel64(sqe, (uint64_t) (uintptr_t) op, 0);
     sqe->user_data = RP_UD_CANCEL;
     e->st.cancels++;
+}
+
+static void
+rp_cancels_retry(rp_engine_t *e)
+{
+    rp_op_t  *op;
+
+    while ((op = e->cancels) != NULL) {
+        e->cancels = op->cancel_next;
+        op->cancel_pending = 0;
+        op->cancel_next = NULL;
+        rp_cancel_op(e, op);
+        if (op->cancel_pending) {
+            return;                 /* still no SQE */
+        }
+    }
+}
+
+/* An operation allocated and never submitted: no SQE could be had. */
+static void
+rp_op_unsubmitted(rp_engine_t *e, rp_fd_t *f, rp_op_t *op)
+{
+    rp_op_free(e, op);
+    f->refs--;
 }
 
 /* Call the host, keeping f alive across the call. */
@@ -218,6 +251,9 @@ rp_flush_expire(rp_engine_t *e)
         f->send_err = -ETIMEDOUT;
         if (f->send_op != NULL) {
             sqe = rp_get_sqe(e);
+            if (sqe == NULL) {
+                continue;           /* the next pass tries again */
+            }
             io_uring_prep_cancel_fd(sqe, f->sendfd, IORING_ASYNC_CANCEL_ALL);
             sqe->user_data = RP_UD_CANCEL;
             e->st.cancels++;
@@ -381,6 +417,10 @@ rp_poll(rp_engine_t *e, rp_fd_t *f, unsigned events, unsigned flags)
         return -ENOMEM;
     }
     sqe = rp_get_sqe(e);
+    if (sqe == NULL) {
+        rp_op_unsubmitted(e, f, op);
+        return -EBUSY;
+    }
     if (flags & RP_POLL_MULTISHOT) {
         op->multishot = 1;
         io_uring_prep_poll_multishot(sqe, f->fd, events);
@@ -440,6 +480,10 @@ rp_recv_arm(rp_engine_t *e, rp_fd_t *f)
     }
     op->multishot = 1;
     sqe = rp_get_sqe(e);
+    if (sqe == NULL) {
+        rp_op_unsubmitted(e, f, op);
+        return -EBUSY;
+    }
     io_uring_prep_recv_multishot(sqe, f->fd, NULL, 0, 0);
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = e->bufs.bgid;
@@ -522,6 +566,10 @@ rp_fin_arm(rp_engine_t *e, rp_fd_t *f)
         return;
     }
     sqe = rp_get_sqe(e);
+    if (sqe == NULL) {
+        rp_op_unsubmitted(e, f, op);
+        return;                     /* the receive's end still shows a FIN */
+    }
     io_uring_prep_poll_add(sqe, f->fd, POLLRDHUP);
     io_uring_sqe_set_data(sqe, op);
     f->fin_op = op;
@@ -669,7 +717,10 @@ rp_recv_resume(rp_engine_t *e, rp_fd_t *f)
             && f->recv_status == 0)
         {
             e->st.rearms++;
-            (void) rp_recv_arm(e, f);
+            if (rp_recv_arm(e, f) < 0) {
+                f->rearm_recv = 1;      /* no op or SQE: the next pass */
+                rp_rearm_later(e, f);
+            }
         }
     }
 }
@@ -679,6 +730,7 @@ static void
 rp_rearm_ended(rp_engine_t *e)
 {
     rp_fd_t  *f, *next;
+    int       again_poll = 0, again_recv = 0;
 
     f = e->rearm;
     e->rearm = NULL;
@@ -690,17 +742,22 @@ rp_rearm_ended(rp_engine_t *e)
             if (f->rearm_poll && f->poll_op == NULL && f->poll_mask != 0) {
                 e->st.rearms++;
                 f->rearm_poll = 0;
-                (void) rp_poll(e, f, f->poll_mask, f->poll_flags);
+                again_poll = rp_poll(e, f, f->poll_mask, f->poll_flags) < 0;
             }
             if (f->rearm_recv && f->recv_op == NULL && f->recv_want
                 && !f->recv_paused && !f->starved && f->recv_status == 0)
             {
                 e->st.rearms++;
-                (void) rp_recv_arm(e, f);
+                again_recv = rp_recv_arm(e, f) < 0;
             }
         }
-        f->rearm_poll = 0;
-        f->rearm_recv = 0;
+        /* an op or SQE that could not be had: the next pass tries again */
+        f->rearm_poll = again_poll;
+        f->rearm_recv = again_recv;
+        if (again_poll || again_recv) {
+            rp_rearm_later(e, f);
+        }
+        again_poll = again_recv = 0;
         rp_fd_maybe_free(e, f);
     }
 }
@@ -737,7 +794,10 @@ rp_rearm_starved(rp_engine_t *e)
             && !f->recv_paused && f->recv_status == 0)
         {
             e->st.rearms++;
-            (void) rp_recv_arm(e, f);
+            if (rp_recv_arm(e, f) < 0) {
+                f->rearm_recv = 1;      /* no op or SQE: the next pass */
+                rp_rearm_later(e, f);
+            }
         }
         rp_fd_maybe_free(e, f);
     }
@@ -752,6 +812,7 @@ static void rp_submit_sends(rp_engine_t *e);
 void
 rp_fd_prepare(rp_engine_t *e)
 {
+    rp_cancels_retry(e);
     rp_flush_expire(e);
     rp_rearm_ended(e);
     rp_rearm_starved(e);
@@ -1004,7 +1065,26 @@ rp_send(rp_engine_t *e, rp_fd_t *f, const struct iovec *iov, int iovcnt,
         return 0;
     }
 
+    /*
+     * All or nothing: every segment the call needs is allocated before any
+     * byte is queued, so -ENOMEM leaves the queue as it was and the caller
+     * still owns its memory (a reference send has no done() attached to a
+     * prefix, a copied one queues no prefix the caller sends again).
+     */
+
     if (flags & RP_SEND_COPY) {
+        s = f->sq_tail;
+        room = (s != NULL && s->owned) ? s->cap - s->len : 0;
+
+        if (total > room) {
+            /* the tail's room, then one segment for all of the rest */
+            cap = total - room < RP_SEG_MIN_CAP ? RP_SEG_MIN_CAP : total - room;
+            last = rp_seg_new(e, cap);
+            if (last == NULL) {
+                return -ENOMEM;
+            }
+        }
+
         for (i = 0; i < iovcnt; i++) {
             const char  *p = iov[i].iov_base;
             size_t       left = iov[i].iov_len;
@@ -1013,20 +1093,15 @@ rp_send(rp_engine_t *e, rp_fd_t *f, const struct iovec *iov, int iovcnt,
                 s = f->sq_tail;
                 room = (s != NULL && s->owned) ? s->cap - s->len : 0;
                 if (room == 0) {
-                    cap = total < RP_SEG_MIN_CAP ? RP_SEG_MIN_CAP : total;
-                    s = rp_seg_new(e, cap);
-                    if (s == NULL) {
-                        return -ENOMEM;
-                    }
-                    rp_seg_append(f, s);
-                    room = cap;
+                    s = rp_seg_append(f, last);
+                    room = s->cap;
+                    last = NULL;
                 }
                 /* bytes already handed to an in-flight send stay put */
                 n = left < room ? left : room;
                 memcpy(s->data + s->len, p, n);
                 s->len += n;
                 f->sq_bytes += n;
-                total -= n;
                 left -= n;
                 p += n;
             }
@@ -1036,17 +1111,30 @@ rp_send(rp_engine_t *e, rp_fd_t *f, const struct iovec *iov, int iovcnt,
         }
 
     } else {
+        rp_seg_t  *head = NULL, **tail = &head;
+
         for (i = 0; i < iovcnt; i++) {
             if (iov[i].iov_len == 0) {
                 continue;
             }
             s = rp_seg_new(e, 0);
             if (s == NULL) {
+                while ((s = head) != NULL) {
+                    head = s->next;
+                    rp_seg_release(e, s);   /* no done(): none attached */
+                }
                 return -ENOMEM;
             }
             s->base = iov[i].iov_base;
             s->len = iov[i].iov_len;
-            last = rp_seg_append(f, s);
+            *tail = s;
+            tail = &s->next;
+            last = s;
+        }
+
+        for (s = head; s != NULL; s = head) {
+            head = s->next;
+            rp_seg_append(f, s);
             f->sq_bytes += s->len;
         }
         last->done = done;
@@ -1097,6 +1185,12 @@ rp_send_arm(rp_engine_t *e, rp_fd_t *f)
         return;
     }
     sqe = rp_get_sqe(e);
+    if (sqe == NULL) {
+        rp_op_unsubmitted(e, f, op);
+        f->sq_inflight = 0;
+        rp_sq_mark_dirty(e, f);     /* the next pass tries again */
+        return;
+    }
     if (n == 1) {
         io_uring_prep_send(sqe, f->sendfd, f->iov[0].iov_base,
                            f->iov[0].iov_len, RP_SEND_FLAGS);

@@ -37,7 +37,9 @@ typedef struct rp_op {
     struct rp_op   *next_free;
     uint8_t         kind;
     uint8_t         multishot;
+    uint8_t         cancel_pending; /* on the engine's cancels list */
     uint32_t        gen;         /* fd generation at submission */
+    struct rp_op   *cancel_next;
 } rp_op_t;
 
 /* A run of bytes queued for sending. */
@@ -140,6 +142,7 @@ struct rp_engine {
     bool            has_bufs;
 
     rp_op_t        *op_free;
+    rp_op_t        *cancels;     /* cancels that found no SQE, for the next pass */
     void          **op_chunks;
     unsigned        n_op_chunks;
 

@@ -440,8 +440,10 @@ rp_engine_destroy(rp_engine_t *e)
     e->cb = NULL;
     if (e->ops_live > 0) {
         sqe = rp_get_sqe(e);
-        io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
-        sqe->user_data = RP_UD_CANCEL;
+        if (sqe != NULL) {
+            io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+            sqe->user_data = RP_UD_CANCEL;
+        }
         for (i = 0; i < 20 && e->ops_live > 0; i++) {
             if (rp_engine_wait(e, 5) < 0) {
                 break;
@@ -492,23 +494,33 @@ struct io_uring_sqe *
 rp_get_sqe(rp_engine_t *e)
 {
     struct io_uring_sqe  *sqe;
+    int                   rc, tries;
 
-    for ( ;; ) {
+    /*
+     * A full SQ is submitted to make room, as io_uring_get_sqe()'s callers
+     * do.  -EBUSY or -EAGAIN (completions the kernel cannot post yet, short
+     * of memory) may pass once the overflowed completions are flushed, so
+     * the submit is tried again a few times; any other error (-EEXIST: not
+     * the ring's issuer; a ring the kernel refuses) will not pass.  Then,
+     * like io_uring_get_sqe(), NULL: the caller fails its operation or
+     * retries it on the next pass; it never spins here.
+     */
+    for (tries = 0; tries < 4; tries++) {
         sqe = io_uring_get_sqe(&e->ring);
         if (sqe != NULL) {
             e->st.sqes++;
             return sqe;
         }
         e->st.sq_full++;
-        if (rp_submit_now(e) < 0) {
-            /*
-             * The ring is unusable (-EBUSY with a full CQ is reaped by the
-             * next wait); spin once more after reaping is not possible
-             * here, so give the kernel a moment via a plain enter.
-             */
+        rc = rp_submit_now(e);
+        if (rc < 0 && rc != -EBUSY && rc != -EAGAIN && rc != -EINTR) {
+            break;
+        }
+        if (rc < 0) {
             (void) io_uring_get_events(&e->ring);
         }
     }
+    return NULL;
 }
 
 int
@@ -561,6 +573,18 @@ rp_op_new(rp_engine_t *e, rp_fd_t *f, enum rp_op_kind kind)
 void
 rp_op_free(rp_engine_t *e, rp_op_t *op)
 {
+    rp_op_t  **pp;
+
+    if (op->cancel_pending) {
+        for (pp = &e->cancels; *pp != NULL; pp = &(*pp)->cancel_next) {
+            if (*pp == op) {
+                *pp = op->cancel_next;
+                break;
+            }
+        }
+        op->cancel_pending = 0;
+        op->cancel_next = NULL;
+    }
     op->fd = NULL;
     op->kind = 0;
     e->ops_live--;

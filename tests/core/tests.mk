@@ -9,7 +9,7 @@
 # a time in a copy of core/ and checks that the test covering it fails.
 
 CORE_TESTS := recv close fd-reuse send wait poll cq-overflow stats fork \
-              probe probe-disabled
+              probe probe-disabled nomem
 CORE_TEST_DIR     := $(BUILD)/tests/core
 CORE_TEST_SAN_DIR := $(BUILD)/tests/core-san
 CORE_TEST_BINS     := $(CORE_TESTS:%=$(CORE_TEST_DIR)/test-%)
