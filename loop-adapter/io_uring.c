@@ -239,11 +239,25 @@ io_uring_init(struct event_base *base)
 	res = rp_engine_create(&params, io_uring_event_cb, &iop->engine,
 	    why, sizeof(why));
 	if (res < 0) {
-		if (why[0])
-			event_debug(("%s: no io_uring: %s", __func__, why));
-		else
-			event_debug(("%s: no io_uring: rp_engine_create: %s",
-				__func__, strerror(-res)));
+		/* As epoll's init: io_uring missing (ENOSYS, EOPNOTSUPP: an
+		 * old kernel) or forbidden (EPERM, EACCES: seccomp,
+		 * io_uring_disabled) is a quiet fallback to the next
+		 * backend; anything else (EMFILE, ENOMEM...) is a warning. */
+		if (res == -ENOSYS || res == -EOPNOTSUPP || res == -EPERM
+		    || res == -EACCES) {
+			if (why[0])
+				event_debug(("%s: no io_uring: %s", __func__,
+					why));
+			else
+				event_debug(("%s: no io_uring: "
+					"rp_engine_create: %s", __func__,
+					strerror(-res)));
+		} else if (why[0]) {
+			event_warnx("io_uring backend unavailable: %s", why);
+		} else {
+			event_warnx("io_uring backend unavailable: "
+			    "rp_engine_create: %s", strerror(-res));
+		}
 		mm_free(iop);
 		return (NULL);
 	}

@@ -35,6 +35,7 @@ run avoid-config          "$bin/le-basic" epoll io_uring
 run fork                  "$bin/le-fork" io_uring
 run threads               "$bin/le-threads" io_uring
 run manyfds-10000         "$bin/le-manyfds" io_uring
+run init-warn             "$bin/le-initwarn"
 if [ -x "$noring" ]; then
     run noring-fallback   "$here/noring.sh" "$noring" "$bin/le-basic"
     run memcached-noring  "$here/memcached.sh" "$prefix/lib" epoll "$noring"

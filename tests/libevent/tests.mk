@@ -24,7 +24,7 @@
 
 LEV_TEST_DIR  := $(BUILD)/tests/libevent
 LEV_TEST_BINS := $(addprefix $(LEV_TEST_DIR)/,le-basic le-fork le-manyfds \
-                 le-threads le-bev le-bev-asan)
+                 le-threads le-bev le-bev-asan le-initwarn)
 LEV_TEST_LIBS := -L$(LEV_PREFIX)/lib -Wl,-rpath,$(abspath $(LEV_PREFIX))/lib \
                  -levent_core -levent_pthreads
 
