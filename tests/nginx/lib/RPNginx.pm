@@ -315,7 +315,8 @@ sub _config {
     # workers may raise their limit only up to the hard one
     my ($hard) = RPNginx::slurp('/proc/self/limits') =~ /^Max open files\s+\S+\s+(\d+)/m;
     $rlimit = $hard if $hard && $rlimit > $hard;
-    my $user = $> == 0 ? "user root root;\n" : '';
+    my $user = $o->{user} ? "user $o->{user};\n"
+        : $> == 0 ? "user root root;\n" : '';
     if ($m->{so}) {
         mkdir "$d/modules";
         $s->{so} = "$d/modules/" . File::Basename::basename($m->{so});
