@@ -30,6 +30,7 @@ include core/core.mk
 -include tests/libevent/tests.mk
 -include bench/bench.mk
 -include tests/docker/tests.mk
+-include tests/fuzz/fuzz.mk
 
 all: $(ALL_TARGETS)
 
