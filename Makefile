@@ -31,6 +31,7 @@ include core/core.mk
 -include bench/bench.mk
 -include tests/docker/tests.mk
 -include tests/fuzz/fuzz.mk
+-include tests/soak/soak.mk
 
 all: $(ALL_TARGETS)
 

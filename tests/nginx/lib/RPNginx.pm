@@ -334,7 +334,7 @@ $mode_main
 $stream_load
 ${user}worker_processes $workers;
 worker_rlimit_nofile $rlimit;
-daemon off;
+daemon @{[ $o->{daemon} ? 'on' : 'off' ]};
 master_process on;
 pid $d/nginx.pid;
 error_log $d/error.log notice;
@@ -376,6 +376,20 @@ sub _launch {
         '-p', "$d/", '-c', $conf);
     return "nginx -t failed: $out" if $rc != 0;
     unlink "$d/error.log";
+    if ($s->{opt}{daemon}) {
+        # a daemon: its parent is gone, as nginx wants for a binary
+        # upgrade (USR2 is ignored while the starting parent lives); the
+        # caller stops it, it is no child of ours
+        ($rc, $out) = RPNginx::run_cmd(30, $RPNginx::NGINX, '-p', "$d/",
+            '-c', $conf);
+        return "nginx (daemon) failed: $out" if $rc != 0;
+        RPNginx::wait_until(10, sub { -s "$d/nginx.pid" })
+            or return 'no pid file';
+        ($s->{pid}) = RPNginx::slurp("$d/nginx.pid") =~ /(\d+)/;
+        RPNginx::wait_until(15, sub { $s->workers }) or return 'no workers';
+        $s->{seen_workers}{$_} = 1 for $s->workers;
+        return 'ok';
+    }
     my $pid = fork // die "fork: $!";
     if (!$pid) {
         open STDOUT, '>>', "$d/stdout";
