@@ -21,6 +21,7 @@ TEST_SUITES  += bench-quick
 
 bench-deps:
 	@scripts/deps.sh python3 build-essential liburing-dev nginx wrk strace \
+	    nghttp2-client openssl \
 	    linux-perf gnuplot-nox
 
 bench-bin: $(BENCH_TOOLS) $(if $(BENCH_LE_LIB),$(BENCH_LE_TOOLS))

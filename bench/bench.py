@@ -93,14 +93,25 @@ WORKLOADS = {
     "static1k": "/static/1k.bin",
     "static64k": "/static/64k.bin",
     "proxy": "/proxy",
+    # what most sites serve: a small file over TLS (HTTP/1.1, wrk), and over
+    # HTTP/2 in clear text and on TLS (h2load, 10 streams a connection)
+    "tls1k": "/static/1k.bin",
+    "h2c1k": "/static/1k.bin",
+    "h2tls1k": "/static/1k.bin",
     "http": "/",
     "echo": None,
 }
+TLS_WORKLOADS = ("tls1k", "h2tls1k")
+H2_WORKLOADS = ("h2c1k", "h2tls1k")
+H2_STREAMS = 10
+TLS_DIR = os.path.join(OUT, "tls")
+NGINX_WORKLOADS = ["ret200", "static1k", "static64k", "proxy", "tls1k",
+                   "h2c1k", "h2tls1k"]
 # (group, mode) in table order; the first mode of a group is its baseline.
 VARIANTS = [
-    ("nginx", "epoll", ["ret200", "static1k", "static64k", "proxy"]),
-    ("nginx", "io_uring", ["ret200", "static1k", "static64k", "proxy"]),
-    ("nginx", "io_uring-compl", ["ret200", "static1k", "static64k", "proxy"]),
+    ("nginx", "epoll", NGINX_WORKLOADS),
+    ("nginx", "io_uring", NGINX_WORKLOADS),
+    ("nginx", "io_uring-compl", NGINX_WORKLOADS),
     ("libevent", "epoll", ["http", "echo"]),
     ("libevent", "io_uring", ["http", "echo"]),
     ("libevent", "io_uring-compl", ["http", "echo"]),
@@ -111,6 +122,14 @@ VARIANTS = [
 # response per request (the ret200 floor), or one echoed message (the echo
 # floor).
 FLOOR_OF = {"ret200": "ret200", "http": "ret200", "echo": "echo"}
+# The module's own cost: an nginx row's CPU/req above the do-nothing server
+# of its kind (epoll rows: the epoll floor; io_uring rows: the liburing
+# ceiling), ret200 at the same conns.  nginx's own work (files, TLS, HTTP/2)
+# is in both modes' figures alike, so epoll's and io_uring's differences
+# side by side show what the event module adds.
+DO_NOTHING_OF = {"epoll": ("minimal", "epoll", "ret200"),
+                 "io_uring": ("minimal", "io_uring", "ret200"),
+                 "io_uring-compl": ("minimal", "io_uring", "ret200")}
 
 
 def log(msg):
@@ -444,8 +463,17 @@ def module_has_completion():
 class Nginx(Server):
     upstream_port = None
 
+    workload = "ret200"
+
     def conf(self, port):
         load = use = extra = ""
+        listen = {"tls1k": " ssl", "h2c1k": " http2",
+                  "h2tls1k": " ssl http2"}.get(self.workload, "")
+        tls = ""
+        if self.workload in TLS_WORKLOADS:
+            tls = (f"ssl_certificate {TLS_DIR}/cert.pem; "
+                   f"ssl_certificate_key {TLS_DIR}/key.pem; "
+                   "ssl_session_cache shared:SSL:1m;")
         if self.mode != "epoll":
             load = f"load_module {MODULE_RUN};"
             use = "use io_uring;"
@@ -491,10 +519,11 @@ http {{
     keepalive_timeout 65;
     keepalive_requests 100000000;
     default_type application/octet-stream;
+    {tls}
     {temps}
     {upstream}
     server {{
-        listen 127.0.0.1:{port} backlog=4096;
+        listen 127.0.0.1:{port}{listen} backlog=4096;
         root {WWW};
         location = /ok {{ return 200 "ok"; }}
         location /static/ {{ }}
@@ -550,7 +579,8 @@ http {{
             return "nginx worker restarted during the run"
         return None
 
-    def start(self):
+    def start(self, workload="ret200"):
+        self.workload = workload
         for attempt in range(3):
             port = free_port()
             conf = self.write_conf(port)
@@ -602,13 +632,39 @@ def load_argv(workload, port, conns, seconds):
     if workload == "echo":
         return [os.path.join(BIN, "pingpong"), str(port), str(conns),
                 str(seconds), "64"]
+    scheme = "https" if workload in TLS_WORKLOADS else "http"
+    if workload in H2_WORKLOADS:
+        return ["h2load", "-c", str(conns), "-m", str(H2_STREAMS), "-t", "1",
+                "-D", str(seconds),
+                f"{scheme}://127.0.0.1:{port}{WORKLOADS[workload]}"]
     return ["wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--latency",
             "--timeout", "5s", "-s", REPORT_LUA,
-            f"http://127.0.0.1:{port}{WORKLOADS[workload]}"]
+            f"{scheme}://127.0.0.1:{port}{WORKLOADS[workload]}"]
+
+
+def parse_h2load(out):
+    """h2load gives a mean, no percentiles: p50 and p99 are None.  With -D
+    it stops every client at the deadline, and the streams in flight then
+    (at most conns x streams) count as failed and errored: they are the
+    cut, not errors, so socket errors are its timeouts only."""
+    m = re.search(r"finished in ([\d.]+)(ms|s),", out)
+    r = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, "
+                  r"(\d+) succeeded, (\d+) failed, (\d+) errored, "
+                  r"(\d+) timeout", out)
+    st = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, "
+                   r"(\d+) 5xx", out)
+    if not m or not r or not st:
+        return None
+    secs = float(m[1]) / (1000.0 if m[2] == "ms" else 1.0)
+    good = min(int(r[4]), int(st[1]))
+    bad = int(st[3]) + int(st[4])
+    return (good + bad, secs, None, None, int(r[7]), bad)
 
 
 def parse_client(workload, out):
     """(requests, seconds, p50_us, p99_us, sock_errors, status_errors)."""
+    if workload in H2_WORKLOADS:
+        return parse_h2load(out)
     if workload == "echo":
         m = re.search(r"requests=(\d+) seconds=([\d.]+) p50_us=(\d+) "
                       r"p99_us=(\d+) errors=(\d+)", out)
@@ -625,10 +681,7 @@ def parse_client(workload, out):
 
 def start_server(group, mode, workload):
     srv = make_server(group, mode)
-    if group in ("libevent", "minimal"):
-        srv.start(workload)
-    else:
-        srv.start()
+    srv.start(workload)
     return srv
 
 
@@ -1063,7 +1116,7 @@ def summarize(rows):
 COLUMNS = ["server", "mode", "workload", "conns", "req/s (median)",
            "req/s min-max", "rps x epoll", "p50 ms", "p99 ms",
            "CPU us/req", "CPU us/req min-max", "CPU/req x epoll",
-           "CPU/req x floor", "syscalls/req", "enters/req", "CQEs/req",
+           "CPU/req x floor", "CPU us/req over do-nothing", "syscalls/req", "enters/req", "CQEs/req",
            "worker VmHWM MiB", "client CPU %", "notes"]
 
 
@@ -1092,6 +1145,14 @@ def table(rows):
 
         x_floor = ratio("cpu_us_req", floor) \
             if workload in FLOOR_OF else "-"
+        over = "-"
+        if group == "nginx":
+            dn = rows.get(DO_NOTHING_OF[mode] + (conns,))
+            if dn and not dn["na"] and dn.get("cpu_us_req") is not None \
+                    and row.get("cpu_us_req") is not None:
+                over = f"{row['cpu_us_req'] - dn['cpu_us_req']:.2f}"
+            else:
+                over = "n/a"
         if group == "minimal" and mode == "epoll":
             x_floor = "-"
         failed = [r["error"] for r in row["runs"] if "error" in r]
@@ -1126,6 +1187,7 @@ def table(rows):
              if row["cpu_min"] is not None else "n/a"),
             ratio("cpu_us_req", base),
             x_floor,
+            over,
             fmt(sc.get("sys_req"), ".2f"),
             fmt(sc.get("enter_req"), ".3f"),
             fmt(sc.get("cqe_req"), ".2f"),
@@ -1389,6 +1451,20 @@ def side_pass(rows, cells, key, what, run):
             log(f"bench:   {e}")
 
 
+def make_cert():
+    """A self-signed certificate for the TLS rows, made once."""
+    cert = os.path.join(TLS_DIR, "cert.pem")
+    if os.path.exists(cert):
+        return
+    os.makedirs(TLS_DIR, exist_ok=True)
+    r = sh(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+            "ec_paramgen_curve:prime256v1", "-nodes", "-days", "3650",
+            "-subj", "/CN=localhost", "-keyout",
+            os.path.join(TLS_DIR, "key.pem"), "-out", cert])
+    if r.returncode != 0:
+        raise SystemExit(f"bench: openssl req failed: {r.stderr.strip()}")
+
+
 def main():
     started = time.time()
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(started))
@@ -1400,6 +1476,9 @@ def main():
             with open(path, "wb") as f:
                 f.write(bytes((i * 7 + 13) % 251 for i in range(size)))
 
+    if any(selected(row_id(g, m, w)) for g, m, wls in VARIANTS for w in wls
+           if w in TLS_WORKLOADS):
+        make_cert()
     reap_stale()
     missing = build_tools()
     pin_builds(stamp, missing)
@@ -1410,6 +1489,9 @@ def main():
     if BASELINE:
         wanted += [(g, VARIANTS_BY_GROUP[g][0], w) for g, m, w in wanted
                    if m != VARIANTS_BY_GROUP[g][0]]
+        # nginx rows' "over do-nothing" needs both do-nothing servers
+        if any(g == "nginx" for g, _, _ in wanted):
+            wanted += [DO_NOTHING_OF["epoll"], DO_NOTHING_OF["io_uring"]]
     order = [(g, m, w) for g, m, wls in VARIANTS for w in wls
              if (g, m, w) in wanted]
     if not order:
