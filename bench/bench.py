@@ -1271,7 +1271,9 @@ def header(rows, sc_method, started):
         f"- pinning: " + ("server processes on CPU 0 (nginx also "
                           "worker_cpu_affinity 01), load client on CPU 1"
                           if PIN else "none (fewer than 2 CPUs)"),
-        f"- load: wrk -t1 --latency (pingpong.c, 64-byte messages, for echo),"
+        f"- load: wrk -t1 --latency (pingpong.c, 64-byte messages, for echo;"
+        f" h2load -t1 -m {H2_STREAMS} -D for the HTTP/2 rows, which have no"
+        f" percentiles),"
         f" {DURATION} s per run after {WARMUP} s warm-up, {ROUNDS} round(s)"
         f" interleaved (every mode of a cell, then the next cell; each run on"
         f" a fresh server), conns {', '.join(map(str, CONNS))}",
