@@ -2009,14 +2009,15 @@ ngx_io_uring_send(ngx_connection_t *c, u_char *buf, size_t size)
     }
 
     /*
-     * c->send() carries protocol bits written once ahead of a stream
-     * (the PROXY protocol header before proxy_ssl's handshake, mail's
-     * greetings): what comes next may be OpenSSL writing to the socket
-     * itself, so with nothing queued the bytes go straight out, as on
-     * epoll, and keep their place ahead of it
+     * A connection's first bytes by c->send() may be protocol bits written
+     * once ahead of a stream (the PROXY protocol header before proxy_ssl's
+     * handshake): what comes next may be OpenSSL writing to the socket
+     * itself, so until bytes have gone out they go straight out, as on
+     * epoll, and keep their place ahead of it.  After that (the stream
+     * proxy's data) they are queued.
      */
 
-    if (rp_send_pending(fe->rf) == 0 && !fe->wait_drain) {
+    if (!fe->sent && rp_send_pending(fe->rf) == 0 && !fe->wait_drain) {
         n = ngx_os_io.send(c, buf, size);
 
         if (n > 0) {
