@@ -42,23 +42,25 @@ rp_bufring_init(rp_engine_t *e, unsigned count, unsigned size)
     b->bgid = RP_BGID;
 
     b->br_bytes = (size_t) n * sizeof(struct io_uring_buf);
-    b->br = mmap(NULL, b->br_bytes, PROT_READ | PROT_WRITE,
-                 MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+    b->br = rp_fault_alloc() ? MAP_FAILED
+            : mmap(NULL, b->br_bytes, PROT_READ | PROT_WRITE,
+                   MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
     if (b->br == MAP_FAILED) {
         b->br = NULL;
         return -ENOMEM;
     }
 
     b->mem_bytes = (size_t) n * size;
-    b->mem = mmap(NULL, b->mem_bytes, PROT_READ | PROT_WRITE,
-                  MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+    b->mem = rp_fault_alloc() ? MAP_FAILED
+             : mmap(NULL, b->mem_bytes, PROT_READ | PROT_WRITE,
+                    MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
     if (b->mem == MAP_FAILED) {
         b->mem = NULL;
         rp_bufring_free(e, false);
         return -ENOMEM;
     }
 
-    b->meta = calloc(n, sizeof(rp_bufmeta_t));
+    b->meta = rp_fault_alloc() ? NULL : calloc(n, sizeof(rp_bufmeta_t));
     if (b->meta == NULL) {
         rp_bufring_free(e, false);
         return -ENOMEM;

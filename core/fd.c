@@ -35,8 +35,9 @@ rp_fd_open(rp_engine_t *e, int fd, void *fd_data)
 {
     rp_fd_t  *f;
 
-    f = calloc(1, sizeof(*f));
+    f = rp_fault_alloc() ? NULL : calloc(1, sizeof(*f));
     if (f == NULL) {
+        errno = ENOMEM;
         return NULL;
     }
     f->e = e;
@@ -940,7 +941,7 @@ rp_seg_new(rp_engine_t *e, size_t cap)
         e->ref_cached--;
 
     } else {
-        s = malloc(sizeof(rp_seg_t) + cap);
+        s = rp_fault_alloc() ? NULL : malloc(sizeof(rp_seg_t) + cap);
         if (s == NULL) {
             return NULL;
         }

@@ -18,6 +18,20 @@
 /* user_data tags that carry no op: completions of cancel requests. */
 #define RP_UD_CANCEL  1ull
 
+/*
+ * Fault injection (a test build with -DRP_FAULT_INJECTION, tests/core/
+ * test-faults.c): every allocation the engine makes, and the ring's own
+ * setup, asks rp_fault_alloc() first and fails as it would for real when
+ * it says so.  Compiled out otherwise.
+ */
+#ifdef RP_FAULT_INJECTION
+RP_EXPORT int rp_fault_alloc(void);
+RP_EXPORT void rp_fault_set(long nth);      /* 0: none */
+RP_EXPORT long rp_fault_count(void);        /* allocations asked about */
+#else
+#define rp_fault_alloc()  0
+#endif
+
 enum rp_op_kind {
     RP_OP_POLL = 1,
     RP_OP_RECV,

@@ -147,7 +147,8 @@ rp_ring_init(rp_engine_t *e, unsigned entries, unsigned cq_entries,
         p.flags = rp_tiers[i] | IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
         p.cq_entries = cq_entries;
 
-        rc = io_uring_queue_init_params(entries, &e->ring, &p);
+        rc = rp_fault_alloc() ? -ENOMEM
+             : io_uring_queue_init_params(entries, &e->ring, &p);
         if (rc == 0) {
             e->setup_flags = p.flags;
             e->features = p.features;
@@ -339,7 +340,7 @@ rp_engine_create(const rp_engine_params_t *p, rp_event_cb cb,
     buf_count = (p && p->buf_count) ? p->buf_count : 1024;
     buf_size = (p && p->buf_size) ? p->buf_size : 16384;
 
-    e = calloc(1, sizeof(*e));
+    e = rp_fault_alloc() ? NULL : calloc(1, sizeof(*e));
     if (e == NULL) {
         rp_why(why, why_len, "io_uring engine: %s", strerror(ENOMEM));
         return -ENOMEM;
@@ -533,6 +534,31 @@ rp_submit_now(rp_engine_t *e)
     return rc;
 }
 
+#ifdef RP_FAULT_INJECTION
+
+static long  rp_fault_nth, rp_fault_seen;
+
+RP_EXPORT int
+rp_fault_alloc(void)
+{
+    return ++rp_fault_seen == rp_fault_nth;
+}
+
+RP_EXPORT void
+rp_fault_set(long nth)
+{
+    rp_fault_nth = nth;
+    rp_fault_seen = 0;
+}
+
+RP_EXPORT long
+rp_fault_count(void)
+{
+    return rp_fault_seen;
+}
+
+#endif
+
 rp_op_t *
 rp_op_new(rp_engine_t *e, rp_fd_t *f, enum rp_op_kind kind)
 {
@@ -541,11 +567,14 @@ rp_op_new(rp_engine_t *e, rp_fd_t *f, enum rp_op_kind kind)
     unsigned   i;
 
     if (e->op_free == NULL) {
-        chunk = calloc(RP_OPS_PER_CHUNK, sizeof(rp_op_t));
+        chunk = rp_fault_alloc() ? NULL
+                : calloc(RP_OPS_PER_CHUNK, sizeof(rp_op_t));
         if (chunk == NULL) {
             return NULL;
         }
-        chunks = realloc(e->op_chunks, (e->n_op_chunks + 1) * sizeof(void *));
+        chunks = rp_fault_alloc() ? NULL
+                 : realloc(e->op_chunks,
+                           (e->n_op_chunks + 1) * sizeof(void *));
         if (chunks == NULL) {
             free(chunk);
             return NULL;
