@@ -38,9 +38,26 @@ MUTANTS = [
      [("fd.c", "        io_uring_prep_poll_add(sqe, f->fd, events);",
        "        io_uring_prep_poll_multishot(sqe, f->fd, events);")]),
     ("no-rearm-after-enobufs", "recv", "enobufs-copy",
-     [("fd.c", "            e->st.rearms++;\n            (void) rp_recv_arm(e, f);\n"
+     [("fd.c", "            e->st.rearms++;\n            if (rp_recv_arm(e, f) < 0) {\n"
+       "                f->rearm_recv = 1;      /* no op or SQE: the next pass */\n"
+       "                rp_rearm_later(e, f);\n            }\n"
        "        }\n        rp_fd_maybe_free(e, f);",
        "            e->st.rearms++;\n        }\n        rp_fd_maybe_free(e, f);")]),
+    ("ref-send-queues-a-prefix", "nomem", "ref-send",
+     [("fd.c", "            *tail = s;\n            tail = &s->next;\n            last = s;",
+       "            rp_seg_append(f, s);\n            f->sq_bytes += s->len;\n"
+       "            last = s;")]),
+    ("copy-send-fills-before-allocating", "nomem", "copy-send",
+     [("fd.c", "        if (total > room) {", "        if (0) {"),
+      ("fd.c", "                    s = rp_seg_append(f, last);",
+       "                    last = rp_seg_new(e, total < RP_SEG_MIN_CAP ? "
+       "RP_SEG_MIN_CAP : total);\n                    if (last == NULL) "
+       "return -ENOMEM;\n                    s = rp_seg_append(f, last);")]),
+    ("get-sqe-spins", "nomem", "sq-full",
+     [("uring.c", "    for (tries = 0; tries < 4; tries++) {",
+       "    for (tries = 0; ; tries++) {"),
+      ("uring.c", "        if (rc < 0 && rc != -EBUSY && rc != -EAGAIN && rc != -EINTR) {\n"
+       "            break;\n        }\n", "")]),
     ("max-queued-ignored", "recv", "max-queued",
      [("fd.c", "if (f->rq_max != 0 && f->rq_bytes > f->rq_max && f->recv_op != NULL)",
        "if (0)")]),
