@@ -56,3 +56,40 @@ $(MOD_SO): $(MOD_NGX)/.configured $(MOD_SRCS) $(CORE_LIB) core/ringplug.h
 .PHONY: demo
 demo:
 	scripts/demo.sh
+
+# A test build (suite nginx, t/faults.t): core and the module compiled with
+# -DRP_FAULT_INJECTION, in a tree of its own; `env RP_FAIL_ALLOC=n;` then
+# fails a worker's n-th allocation.  Never installed.
+MOD_FAULT_DIR  := $(BUILD)/module-faults
+MOD_FAULT_SO   := $(MOD_FAULT_DIR)/ngx_event_io_uring_module.so
+MOD_FAULT_NGX  := $(MOD_FAULT_DIR)/nginx
+MOD_FAULT_CORE := $(MOD_FAULT_DIR)/core/libringplug.a
+
+.PHONY: module-faults
+module-faults: $(MOD_FAULT_SO)
+
+$(MOD_FAULT_DIR)/core/%.o: core/%.c $(CORE_HDRS) | $(CORE_DEPS)
+	@mkdir -p $(@D)
+	$(CC) $(CORE_CFLAGS) -DRP_FAULT_INJECTION -c -o $@ $<
+
+$(MOD_FAULT_CORE): $(CORE_SRCS:core/%.c=$(MOD_FAULT_DIR)/core/%.o)
+	$(AR) rcs $@ $^
+
+$(MOD_FAULT_NGX)/.configured: module/config module/module.mk
+	@scripts/deps.sh $(MOD_DEPS)
+	rm -rf $(MOD_FAULT_NGX) && mkdir -p $(MOD_FAULT_NGX)
+	cp -a $(MOD_NGX_DEV)/. $(MOD_FAULT_NGX)/
+	cd $(MOD_FAULT_NGX) && RINGPLUG_CORE_LIB=$(abspath $(MOD_FAULT_CORE)) \
+	    bash -c '. ./conf_flags && ./configure "$${NGX_CONF_FLAGS[@]}" \
+	        --with-cc-opt="$$(dpkg-buildflags --get CFLAGS) -fPIC -DRP_FAULT_INJECTION" \
+	        --with-ld-opt="$$(dpkg-buildflags --get LDFLAGS) -fPIC" \
+	        --add-dynamic-module=$(TOP)/module' > configure.log 2>&1 \
+	    || { tail -20 configure.log; exit 1; }
+	touch $@
+
+$(MOD_FAULT_SO): $(MOD_FAULT_NGX)/.configured $(MOD_SRCS) $(MOD_FAULT_CORE) \
+                 core/ringplug.h
+	rm -f $(MOD_FAULT_NGX)/objs/ngx_event_io_uring_module.so
+	$(MAKE) -C $(MOD_FAULT_NGX) -f objs/Makefile modules >/dev/null
+	cp $(MOD_FAULT_NGX)/objs/ngx_event_io_uring_module.so $@.tmp
+	mv -f $@.tmp $@

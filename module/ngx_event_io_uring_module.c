@@ -42,6 +42,22 @@
 #include <ringplug.h>
 
 
+/*
+ * Fault injection, in a test build only (make module-faults: core and this
+ * file with -DRP_FAULT_INJECTION): `env RP_FAIL_ALLOC=n;` fails the n-th
+ * allocation a worker's engine or this module makes, counted from the
+ * worker's init; the worker's exit line says how many there were.
+ */
+#ifdef RP_FAULT_INJECTION
+int rp_fault_alloc(void);
+void rp_fault_set(long nth);
+long rp_fault_count(void);
+#define ngx_io_uring_fault()  rp_fault_alloc()
+#else
+#define ngx_io_uring_fault()  0
+#endif
+
+
 /* side-table pages never move, so rp_fd data may point into them */
 #define NGX_IO_URING_FD_PAGE  1024
 
@@ -375,7 +391,7 @@ ngx_io_uring_init(ngx_cycle_t *cycle, ngx_msec_t timer)
     int                   rc;
     char                  why[256];
     ngx_err_t             err;
-    ngx_uint_t            size;
+    ngx_uint_t            size, created;
     rp_engine_params_t    params;
     ngx_io_uring_conf_t  *iocf;
 #if (NGX_HAVE_EPOLL)
@@ -384,8 +400,18 @@ ngx_io_uring_init(ngx_cycle_t *cycle, ngx_msec_t timer)
 
     iocf = ngx_event_get_conf(cycle->conf_ctx, ngx_event_io_uring_module);
 
+    created = 0;
+
     if (engine == NULL) {
         ngx_io_uring_params(iocf, &params);
+
+#ifdef RP_FAULT_INJECTION
+        {
+            char  *v = getenv("RP_FAIL_ALLOC");
+
+            rp_fault_set(v ? atol(v) : 0);
+        }
+#endif
 
         why[0] = '\0';
 
@@ -398,6 +424,8 @@ ngx_io_uring_init(ngx_cycle_t *cycle, ngx_msec_t timer)
             /* why names the cause and the errno; else nginx names errno */
 
             err = why[0] ? 0 : -rc;
+
+        fallback:
 
             if (!iocf->fallback) {
                 ngx_log_error(NGX_LOG_EMERG, cycle->log, err,
@@ -419,20 +447,7 @@ ngx_io_uring_init(ngx_cycle_t *cycle, ngx_msec_t timer)
 #endif
         }
 
-        ngx_queue_init(&rearm_queue);
-        ngx_queue_init(&held_queue);
-        ngx_queue_init(&unread_queue);
-        ngx_queue_init(&drained_queue);
-
-        idle_event.handler = ngx_io_uring_idle_handler;
-        idle_event.log = cycle->log;
-
-        if (ngx_io_uring_notify_init(cycle->log) != NGX_OK) {
-            ngx_io_uring_module_ctx.actions.notify = NULL;
-        }
-
-        ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
-                      "using %s", rp_engine_describe(engine));
+        created = 1;
     }
 
     /*
@@ -449,14 +464,44 @@ ngx_io_uring_init(ngx_cycle_t *cycle, ngx_msec_t timer)
             ngx_free(event_list);
         }
 
-        event_list = ngx_alloc(sizeof(ngx_io_uring_event_t) * size,
-                               cycle->log);
+        event_list = ngx_io_uring_fault() ? NULL
+                     : ngx_alloc(sizeof(ngx_io_uring_event_t) * size,
+                                 cycle->log);
         if (event_list == NULL) {
             event_list_size = 0;
+
+            /* a ring just made, nothing on it yet: epoll takes over */
+
+            if (created) {
+                rp_engine_destroy(engine);
+                engine = NULL;
+                err = 0;
+                ngx_cpystrn((u_char *) why, (u_char *) "no memory for the "
+                            "event list (ENOMEM)", sizeof(why));
+                goto fallback;
+            }
+
             return NGX_ERROR;
         }
 
         event_list_size = size;
+    }
+
+    if (created) {
+        ngx_queue_init(&rearm_queue);
+        ngx_queue_init(&held_queue);
+        ngx_queue_init(&unread_queue);
+        ngx_queue_init(&drained_queue);
+
+        idle_event.handler = ngx_io_uring_idle_handler;
+        idle_event.log = cycle->log;
+
+        if (ngx_io_uring_notify_init(cycle->log) != NGX_OK) {
+            ngx_io_uring_module_ctx.actions.notify = NULL;
+        }
+
+        ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
+                      "using %s", rp_engine_describe(engine));
     }
 
     completion = iocf->completion;
@@ -631,6 +676,11 @@ ngx_io_uring_done(ngx_cycle_t *cycle)
     ngx_uint_t          i, j;
     rp_stats_t          st;
     ngx_io_uring_fd_t  *fe;
+
+#ifdef RP_FAULT_INJECTION
+    ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
+                  "io_uring fault injection: %l allocations", rp_fault_count());
+#endif
 
     if (engine == NULL) {
         return;
@@ -1289,7 +1339,8 @@ ngx_io_uring_fd(ngx_socket_t fd, ngx_uint_t create, ngx_log_t *log)
 
         n = ngx_max(p + 1, 2 * fd_npages);
 
-        pages = ngx_calloc(sizeof(ngx_io_uring_fd_t *) * n, log);
+        pages = ngx_io_uring_fault() ? NULL
+                : ngx_calloc(sizeof(ngx_io_uring_fd_t *) * n, log);
         if (pages == NULL) {
             return NULL;
         }
@@ -1309,8 +1360,9 @@ ngx_io_uring_fd(ngx_socket_t fd, ngx_uint_t create, ngx_log_t *log)
             return NULL;
         }
 
-        fd_pages[p] = ngx_calloc(sizeof(ngx_io_uring_fd_t)
-                                 * NGX_IO_URING_FD_PAGE, log);
+        fd_pages[p] = ngx_io_uring_fault() ? NULL
+                      : ngx_calloc(sizeof(ngx_io_uring_fd_t)
+                                   * NGX_IO_URING_FD_PAGE, log);
         if (fd_pages[p] == NULL) {
             return NULL;
         }
@@ -1819,7 +1871,7 @@ ngx_io_uring_spill(ngx_log_t *log)
             size = ngx_max(fe->spill_last + n, 2 * fe->spill_size);
             size = ngx_max(size, 4096);
 
-            p = ngx_alloc(size, log);
+            p = ngx_io_uring_fault() ? NULL : ngx_alloc(size, log);
             if (p == NULL) {
                 continue;
             }

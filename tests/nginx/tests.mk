@@ -25,5 +25,7 @@ test-nginx: nginx-test-deps
 ifneq ($(filter module,$(ALL_TARGETS)),)
 	@$(MAKE) --no-print-directory module || \
 	    echo "test-nginx: make module failed; io_uring modes will fail"
+	@$(MAKE) --no-print-directory module-faults || \
+	    echo "test-nginx: make module-faults failed; t/faults.t will skip"
 endif
 	@$(if $(MODES),MODES='$(MODES)') scripts/suite.sh nginx tests/nginx/run.sh
