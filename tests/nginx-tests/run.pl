@@ -100,6 +100,7 @@ sub run_mode {
         jobs      => $j,
         lib       => [ "$suite/lib" ],
         merge     => 1,
+        timer     => 1,
         verbosity => $verbose ? 1 : -3,
         # a hung nginx (or test) ends the file, not the run
         exec      => [ 'timeout', '-k', '10', '300', $^X, "-I$suite/lib" ],
@@ -121,6 +122,7 @@ sub run_mode {
             failed => scalar($p->failed),
             skip   => $skip,
             exit   => $p->exit,
+            secs   => ($p->end_time // 0) - ($p->start_time // 0),
         };
     }
     close $lfh;
@@ -185,6 +187,15 @@ for my $mode (grep { $_ ne 'epoll' } @modes) {
     printf "nginx-tests %s wall time: %.0f s, %.2fx epoll's %.0f s\n", $mode,
         $wall{$mode}, $wall{$mode} / $wall{epoll}, $wall{epoll}
         if $base && $wall{epoll} > 0;
+    # the files that took longest over their epoll time
+    if ($base) {
+        my @slow = sort { $b->[1] <=> $a->[1] }
+            grep { $_->[1] >= 2 }
+            map { [$_, ($r->{$_}{secs} // 0) - ($base->{$_}{secs} // 0)] } @files;
+        printf "nginx-tests %s slower than epoll by 2 s or more: %s\n", $mode,
+            join(', ', map { sprintf '%s +%.0f s', $_->[0] =~ s/\.t$//r, $_->[1] }
+                @slow[0 .. ($#slow < 9 ? $#slow : 9)]) || 'none';
+    }
 }
 if (!$base) {
     # each io_uring mode's files were recorded above, a failing one as FAIL
