@@ -285,18 +285,20 @@ peer_drain(int fd, unsigned seed, uint64_t *got, size_t max)
     return 0;
 }
 
+static void drain_all(void);
+
 static void
 conn_close(conn_t *c)
 {
     closing_t  *k;
 
+    if (nclosing == (int) (sizeof(closing) / sizeof(closing[0]))) {
+        drain_all();                /* the harness's table is full */
+    }
     release_held(c);
     c->live = 0;
     rp_fd_close(eng, c->f, RP_CLOSE_FLUSH);
     close(c->fd);
-    if (nclosing == (int) (sizeof(closing) / sizeof(closing[0]))) {
-        FAIL("too many closing connections");
-    }
     k = &closing[nclosing++];
     k->peer = c->peer;
     k->want = c->down_sent;
