@@ -25,17 +25,30 @@ module-deps:
 
 # configure checks the libraries of every module Debian enables, so the
 # dev packages are needed even though only this module is compiled.
-$(MOD_NGX)/.configured: module/config module/module.mk
+# $(call mod_configure,tree,core library,extra cc flags)
+define mod_configure
 	@scripts/deps.sh $(MOD_DEPS)
-	rm -rf $(MOD_NGX) && mkdir -p $(MOD_NGX)
-	cp -a $(MOD_NGX_DEV)/. $(MOD_NGX)/
-	cd $(MOD_NGX) && RINGPLUG_CORE_LIB=$(abspath $(CORE_LIB)) \
+	rm -rf $(1) && mkdir -p $(1)
+	cp -a $(MOD_NGX_DEV)/. $(1)/
+	cd $(1) && RINGPLUG_CORE_LIB=$(abspath $(2)) \
 	    bash -c '. ./conf_flags && ./configure "$${NGX_CONF_FLAGS[@]}" \
-	        --with-cc-opt="$$(dpkg-buildflags --get CFLAGS) -fPIC" \
+	        --with-cc-opt="$$(dpkg-buildflags --get CFLAGS) -fPIC $(3)" \
 	        --with-ld-opt="$$(dpkg-buildflags --get LDFLAGS) -fPIC" \
 	        --add-dynamic-module=$(TOP)/module' > configure.log 2>&1 \
 	    || { tail -20 configure.log; exit 1; }
-	touch $@
+	touch $(1)/.configured
+endef
+
+# $(call mod_link,tree,.so): nginx's `make modules`, installed by rename
+define mod_link
+	rm -f $(1)/objs/ngx_event_io_uring_module.so
+	$(MAKE) -C $(1) -f objs/Makefile modules >/dev/null
+	cp $(1)/objs/ngx_event_io_uring_module.so $(2).tmp
+	mv -f $(2).tmp $(2)
+endef
+
+$(MOD_NGX)/.configured: module/config module/module.mk
+	$(call mod_configure,$(MOD_NGX),$(CORE_LIB),)
 
 # nginx's Makefile does not relink when the core library changes: drop the
 # old .so so it does.  Installed by rename: a running nginx keeps its mapping
@@ -48,10 +61,7 @@ $(MOD_SO): $(MOD_NGX)/.configured $(MOD_SRCS) $(CORE_LIB) core/ringplug.h
 	    -I$(MOD_NGX)/src/http -I$(MOD_NGX)/src/http/modules \
 	    -I$(MOD_NGX)/src/http/v2 \
 	    -I$(MOD_NGX)/objs -Icore module/ngx_event_io_uring_module.c
-	rm -f $(MOD_NGX)/objs/ngx_event_io_uring_module.so
-	$(MAKE) -C $(MOD_NGX) -f objs/Makefile modules >/dev/null
-	cp $(MOD_NGX)/objs/ngx_event_io_uring_module.so $@.tmp
-	mv -f $@.tmp $@
+	$(call mod_link,$(MOD_NGX),$@)
 
 .PHONY: demo
 demo:
@@ -76,20 +86,8 @@ $(MOD_FAULT_CORE): $(CORE_SRCS:core/%.c=$(MOD_FAULT_DIR)/core/%.o)
 	$(AR) rcs $@ $^
 
 $(MOD_FAULT_NGX)/.configured: module/config module/module.mk
-	@scripts/deps.sh $(MOD_DEPS)
-	rm -rf $(MOD_FAULT_NGX) && mkdir -p $(MOD_FAULT_NGX)
-	cp -a $(MOD_NGX_DEV)/. $(MOD_FAULT_NGX)/
-	cd $(MOD_FAULT_NGX) && RINGPLUG_CORE_LIB=$(abspath $(MOD_FAULT_CORE)) \
-	    bash -c '. ./conf_flags && ./configure "$${NGX_CONF_FLAGS[@]}" \
-	        --with-cc-opt="$$(dpkg-buildflags --get CFLAGS) -fPIC -DRP_FAULT_INJECTION" \
-	        --with-ld-opt="$$(dpkg-buildflags --get LDFLAGS) -fPIC" \
-	        --add-dynamic-module=$(TOP)/module' > configure.log 2>&1 \
-	    || { tail -20 configure.log; exit 1; }
-	touch $@
+	$(call mod_configure,$(MOD_FAULT_NGX),$(MOD_FAULT_CORE),-DRP_FAULT_INJECTION)
 
 $(MOD_FAULT_SO): $(MOD_FAULT_NGX)/.configured $(MOD_SRCS) $(MOD_FAULT_CORE) \
                  core/ringplug.h
-	rm -f $(MOD_FAULT_NGX)/objs/ngx_event_io_uring_module.so
-	$(MAKE) -C $(MOD_FAULT_NGX) -f objs/Makefile modules >/dev/null
-	cp $(MOD_FAULT_NGX)/objs/ngx_event_io_uring_module.so $@.tmp
-	mv -f $@.tmp $@
+	$(call mod_link,$(MOD_FAULT_NGX),$@)
