@@ -2,8 +2,8 @@
 # module .so and libevent's shared objects both link it), plus an
 # ASan+UBSan variant for the sanitizer test run.
 
-CORE_SRCS   := core/uring.c core/bufring.c core/fd.c
-CORE_HDRS   := core/ringplug.h core/uring-int.h
+CORE_SRCS   := core/engine.c core/fd.c core/bufs.c core/uring.c core/os-posix.c
+CORE_HDRS   := core/ringplug.h core/engine.h
 CORE_LIB    := $(BUILD)/core/libringplug.a
 CORE_LIB_SAN := $(BUILD)/core-san/libringplug.a
 CORE_CFLAGS := $(RP_CFLAGS) -fPIC -fvisibility=hidden -Icore

@@ -1,41 +1,32 @@
 /*
- * ringplug core, io_uring engine: per-fd state.  Readiness polls, the
+ * ringplug core: per-fd state, engine-neutral.  Readiness polls, the
  * multishot receive and its queue of provided buffers, the ordered send
- * queue with one send in flight, and close.
+ * queue with one send in flight, and close.  Requests reach the kernel only
+ * through the backend (rp_be_*, engine.h).
  */
 
 #include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/sockios.h>
-#include <netinet/in.h>
-#include <linux/tcp.h>
-#include <sys/ioctl.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
 
-#include "uring-int.h"
+#include "engine.h"
 
 #define RP_SEG_MIN_CAP   16384
 #define RP_SEG_CACHE     64      /* copy segments kept for reuse: 1 MiB */
 #define RP_REF_CACHE     256     /* reference segments kept for reuse */
-#define RP_SEND_FLAGS    (MSG_NOSIGNAL | MSG_WAITALL)
 
 static void rp_fd_maybe_free(rp_engine_t *e, rp_fd_t *f);
 static int rp_recv_arm(rp_engine_t *e, rp_fd_t *f);
 static void rp_fin_arm(rp_engine_t *e, rp_fd_t *f);
 static void rp_fin_disarm(rp_engine_t *e, rp_fd_t *f);
-static void rp_sq_drop(rp_engine_t *e, rp_fd_t *f, bool call_done);
+static void rp_sendq_drop(rp_engine_t *e, rp_fd_t *f, bool call_done);
 
 RP_EXPORT rp_fd_t *
-rp_fd_open(rp_engine_t *e, int fd, void *fd_data)
+rp_fd_open(rp_engine_t *e, rp_socket_t fd, void *fd_data)
 {
     rp_fd_t  *f;
 
-    f = rp_fault_alloc() ? NULL : calloc(1, sizeof(*f));
+    f = rp_be_fd_new(e);
     if (f == NULL) {
         errno = ENOMEM;
         return NULL;
@@ -67,7 +58,7 @@ rp_fd_data(const rp_fd_t *f)
     return f->data;
 }
 
-RP_EXPORT int
+RP_EXPORT rp_socket_t
 rp_fd_fileno(const rp_fd_t *f)
 {
     return f->fd;
@@ -89,11 +80,8 @@ rp_unlink(rp_engine_t *e, rp_fd_t *f)
 static void
 rp_cancel_op(rp_engine_t *e, rp_op_t *op)
 {
-    struct io_uring_sqe  *sqe;
-
-    sqe = rp_get_sqe(e);
-    if (sqe == NULL) {
-        /* no SQE to be had now: the next pass sends it (rp_cancels_retry) */
+    if (rp_be_cancel(e, op) < 0) {
+        /* no room for it now: the next pass sends it (rp_cancels_retry) */
         if (!op->cancel_pending) {
             op->cancel_pending = 1;
             op->cancel_next = e->cancels;
@@ -101,8 +89,6 @@ rp_cancel_op(rp_engine_t *e, rp_op_t *op)
         }
         return;
     }
-    io_uring_prep_cancel64(sqe, (uint64_t) (uintptr_t) op, 0);
-    sqe->user_data = RP_UD_CANCEL;
     e->st.cancels++;
 }
 
@@ -117,12 +103,12 @@ rp_cancels_retry(rp_engine_t *e)
         op->cancel_next = NULL;
         rp_cancel_op(e, op);
         if (op->cancel_pending) {
-            return;                 /* still no SQE */
+            return;                 /* still no room */
         }
     }
 }
 
-/* An operation allocated and never submitted: no SQE could be had. */
+/* An operation allocated and never submitted: the backend had no room. */
 static void
 rp_op_unsubmitted(rp_engine_t *e, rp_fd_t *f, rp_op_t *op)
 {
@@ -152,54 +138,19 @@ rp_rearm_later(rp_engine_t *e, rp_fd_t *f)
     }
 }
 
-/* Return every queued receive buffer to the ring. */
+/* Return every queued receive buffer to the pool. */
 static void
-rp_rq_drop(rp_engine_t *e, rp_fd_t *f)
+rp_recvq_drop(rp_engine_t *e, rp_fd_t *f)
 {
     uint32_t  bid;
 
-    while (f->rq_head != 0) {
-        bid = f->rq_head - 1;
-        f->rq_head = e->bufs.meta[bid].next;
+    while (f->recvq_head != 0) {
+        bid = f->recvq_head - 1;
+        f->recvq_head = e->bufs.meta[bid].next;
         rp_buf_recycle(e, bid);
     }
-    f->rq_tail = 0;
-    f->rq_bytes = 0;
-}
-
-static uint64_t
-rp_now_ms(void)
-{
-    struct timespec  ts;
-
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
-}
-
-/*
- * How far the peer has got: TCP's count of acknowledged bytes, or for other
- * stream sockets the bytes still queued.  A send with MSG_WAITALL completes
- * only when all of it is out, so completions alone cannot show a slow but
- * steady reader.
- */
-static uint64_t
-rp_peer_progress(int fd)
-{
-    struct tcp_info  ti;
-    socklen_t        len = sizeof(ti);
-    int              outq = 0;
-
-    memset(&ti, 0, sizeof(ti));
-    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0
-        && len >= offsetof(struct tcp_info, tcpi_bytes_acked)
-                  + sizeof(ti.tcpi_bytes_acked))
-    {
-        return ti.tcpi_bytes_acked;
-    }
-    if (ioctl(fd, SIOCOUTQ, &outq) == 0) {
-        return (uint64_t) outq;
-    }
-    return 0;
+    f->recvq_tail = 0;
+    f->recvq_bytes = 0;
 }
 
 /* A closed fd is done sending: close the duplicate, leave the list. */
@@ -215,8 +166,8 @@ rp_flush_end(rp_engine_t *e, rp_fd_t *f)
         }
     }
     f->flush_next = NULL;
-    close(f->sendfd);
-    f->sendfd = -1;
+    rp_os_close(f->sendfd);
+    f->sendfd = RP_INVALID_SOCKET;
     f->flushing = 0;
     e->st.flushing_now--;
 }
@@ -229,20 +180,19 @@ rp_flush_end(rp_engine_t *e, rp_fd_t *f)
 static void
 rp_flush_expire(rp_engine_t *e)
 {
-    struct io_uring_sqe  *sqe;
-    rp_fd_t              *f, *next;
-    uint64_t              now, progress;
+    rp_fd_t   *f, *next;
+    uint64_t   now, progress;
 
     if (e->flushing == NULL) {
         return;
     }
-    now = rp_now_ms();
+    now = rp_os_now_ms();
     for (f = e->flushing; f != NULL; f = next) {
         next = f->flush_next;
         if (f->flush_deadline > now) {
             continue;
         }
-        progress = rp_peer_progress(f->sendfd);
+        progress = rp_os_peer_progress(f->sendfd);
         if (progress != f->flush_mark) {
             f->flush_mark = progress;
             f->flush_deadline = now + e->flush_timeout_ms;
@@ -251,17 +201,13 @@ rp_flush_expire(rp_engine_t *e)
         e->st.flush_timeouts++;
         f->send_err = -ETIMEDOUT;
         if (f->send_op != NULL) {
-            sqe = rp_get_sqe(e);
-            if (sqe == NULL) {
+            if (rp_be_cancel_sock(e, f->sendfd) < 0) {
                 continue;           /* the next pass tries again */
             }
-            io_uring_prep_cancel_fd(sqe, f->sendfd, IORING_ASYNC_CANCEL_ALL);
-            sqe->user_data = RP_UD_CANCEL;
             e->st.cancels++;
-            e->st.enters++;
-            (void) io_uring_submit_and_get_events(&e->ring);
+            (void) rp_be_submit(e, true);
         } else {
-            rp_sq_drop(e, f, true);
+            rp_sendq_drop(e, f, true);
         }
         rp_flush_end(e, f);
         rp_fd_maybe_free(e, f);
@@ -283,7 +229,7 @@ rp_fd_flush_wait_us(rp_engine_t *e)
             first = f->flush_deadline;
         }
     }
-    now = rp_now_ms();
+    now = rp_os_now_ms();
     /* the coarse clock ticks in milliseconds: wake just after the tick */
     return first > now ? (long long) (first - now) * 1000 + 1000 : 0;
 }
@@ -291,8 +237,8 @@ rp_fd_flush_wait_us(rp_engine_t *e)
 RP_EXPORT void
 rp_fd_close(rp_engine_t *e, rp_fd_t *f, unsigned flags)
 {
-    bool  flush;
-    int   dupfd;
+    rp_socket_t  dupfd;
+    bool         flush;
 
     if (f->closed) {
         return;
@@ -300,23 +246,23 @@ rp_fd_close(rp_engine_t *e, rp_fd_t *f, unsigned flags)
     f->closed = 1;
     f->recv_want = 0;
     e->st.fds_open_now--;
-    rp_rq_drop(e, f);
+    rp_recvq_drop(e, f);
 
-    flush = (flags & RP_CLOSE_FLUSH) && f->sq_bytes > 0 && f->send_err == 0;
+    flush = (flags & RP_CLOSE_FLUSH) && f->sendq_bytes > 0
+            && f->send_err == 0;
     if (flush) {
         /*
-         * The host closes its fd right after this call; sends still queued
-         * go to a duplicate, closed once the queue is empty.
+         * The host closes its socket right after this call; sends still
+         * queued go to a duplicate, closed once the queue is empty.
          */
-        dupfd = fcntl(f->fd, F_DUPFD_CLOEXEC, 0);
-        if (dupfd < 0) {
+        if (rp_os_dup(f->fd, &dupfd) < 0) {
             flush = false;
         } else {
             f->sendfd = dupfd;
             f->flushing = 1;
             e->st.flushing_now++;
-            f->flush_deadline = rp_now_ms() + e->flush_timeout_ms;
-            f->flush_mark = rp_peer_progress(dupfd);
+            f->flush_deadline = rp_os_now_ms() + e->flush_timeout_ms;
+            f->flush_mark = rp_os_peer_progress(dupfd);
             f->flush_next = e->flushing;
             e->flushing = f;
         }
@@ -348,20 +294,16 @@ rp_fd_close(rp_engine_t *e, rp_fd_t *f, unsigned flags)
             f->send_err = -ECANCELED;
             rp_cancel_op(e, f->send_op);
         } else {
-            rp_sq_drop(e, f, true);
+            rp_sendq_drop(e, f, true);
         }
     }
 
-    if (io_uring_sq_ready(&e->ring) > 0) {
-        /*
-         * Submit now, and run task work in the same enter: with
-         * DEFER_TASKRUN the cancelled requests drop their file references
-         * only then, and the host's close() that follows must be the last
-         * reference, so the peer sees the FIN at once.
-         */
-        e->st.enters++;
-        (void) io_uring_submit_and_get_events(&e->ring);
-    }
+    /*
+     * Submit now, and let the kernel run the cancels' work in the same
+     * call: the host's close that follows must be the socket's last
+     * reference, so the peer sees the FIN at once.
+     */
+    (void) rp_be_submit(e, true);
 
     rp_fd_maybe_free(e, f);
 }
@@ -378,9 +320,9 @@ rp_fd_maybe_free(rp_engine_t *e, rp_fd_t *f)
     {
         return;
     }
-    rp_sq_drop(e, f, true);
+    rp_sendq_drop(e, f, true);
     rp_unlink(e, f);
-    free(f);
+    rp_be_fd_free(e, f);
 }
 
 /* ---- readiness ---------------------------------------------------------- */
@@ -388,8 +330,8 @@ rp_fd_maybe_free(rp_engine_t *e, rp_fd_t *f)
 RP_EXPORT int
 rp_poll(rp_engine_t *e, rp_fd_t *f, unsigned events, unsigned flags)
 {
-    struct io_uring_sqe  *sqe;
-    rp_op_t              *op;
+    rp_op_t  *op;
+    int       rc;
 
     if (f->closed) {
         return -EBADF;
@@ -417,18 +359,12 @@ rp_poll(rp_engine_t *e, rp_fd_t *f, unsigned events, unsigned flags)
     if (op == NULL) {
         return -ENOMEM;
     }
-    sqe = rp_get_sqe(e);
-    if (sqe == NULL) {
+    op->multishot = (flags & RP_POLL_MULTISHOT) ? 1 : 0;
+    rc = rp_be_poll(e, op, f->fd, events, op->multishot);
+    if (rc < 0) {
         rp_op_unsubmitted(e, f, op);
-        return -EBUSY;
+        return rc;
     }
-    if (flags & RP_POLL_MULTISHOT) {
-        op->multishot = 1;
-        io_uring_prep_poll_multishot(sqe, f->fd, events);
-    } else {
-        io_uring_prep_poll_add(sqe, f->fd, events);
-    }
-    io_uring_sqe_set_data(sqe, op);
     f->poll_op = op;
     return 0;
 }
@@ -472,23 +408,19 @@ rp_poll_done(rp_engine_t *e, rp_fd_t *f, rp_op_t *op, int res, bool more)
 static int
 rp_recv_arm(rp_engine_t *e, rp_fd_t *f)
 {
-    struct io_uring_sqe  *sqe;
-    rp_op_t              *op;
+    rp_op_t  *op;
+    int       rc;
 
     op = rp_op_new(e, f, RP_OP_RECV);
     if (op == NULL) {
         return -ENOMEM;
     }
     op->multishot = 1;
-    sqe = rp_get_sqe(e);
-    if (sqe == NULL) {
+    rc = rp_be_recv(e, op, f->fd);
+    if (rc < 0) {
         rp_op_unsubmitted(e, f, op);
-        return -EBUSY;
+        return rc;
     }
-    io_uring_prep_recv_multishot(sqe, f->fd, NULL, 0, 0);
-    sqe->flags |= IOSQE_BUFFER_SELECT;
-    sqe->buf_group = e->bufs.bgid;
-    io_uring_sqe_set_data(sqe, op);
     f->recv_op = op;
 
     /* the receive sees the FIN itself */
@@ -505,7 +437,7 @@ rp_recv_start(rp_engine_t *e, rp_fd_t *f, size_t max_queued)
     if (f->closed) {
         return -EBADF;
     }
-    f->rq_max = max_queued;
+    f->recvq_max = max_queued;
     f->recv_want = 1;
     if (f->recv_op != NULL || f->recv_status != 0 || f->starved
         || f->recv_paused || f->rearm_recv)
@@ -545,7 +477,7 @@ rp_recv_peer_closed(const rp_fd_t *f)
 }
 
 /*
- * A one-shot poll for the FIN only (POLLRDHUP; errors and hang-up are
+ * A one-shot poll for the FIN only (RP_RDHUP; errors and hang-up are
  * always reported): data arriving does not complete it.  Armed when the
  * receive is paused or stopped while the stream is open, cancelled when it
  * is armed again.  Not for ENOBUFS: buffers come back within a pass or two,
@@ -554,8 +486,7 @@ rp_recv_peer_closed(const rp_fd_t *f)
 static void
 rp_fin_arm(rp_engine_t *e, rp_fd_t *f)
 {
-    struct io_uring_sqe  *sqe;
-    rp_op_t              *op;
+    rp_op_t  *op;
 
     if (!f->fin_watch || f->closed || f->fin_op != NULL || f->peer_fin
         || f->recv_status != 0)
@@ -566,13 +497,10 @@ rp_fin_arm(rp_engine_t *e, rp_fd_t *f)
     if (op == NULL) {
         return;
     }
-    sqe = rp_get_sqe(e);
-    if (sqe == NULL) {
+    if (rp_be_poll(e, op, f->fd, RP_RDHUP, false) < 0) {
         rp_op_unsubmitted(e, f, op);
         return;                     /* the receive's end still shows a FIN */
     }
-    io_uring_prep_poll_add(sqe, f->fd, POLLRDHUP);
-    io_uring_sqe_set_data(sqe, op);
     f->fin_op = op;
 }
 
@@ -602,7 +530,7 @@ rp_fin_done(rp_engine_t *e, rp_fd_t *f, rp_op_t *op, int res)
 RP_EXPORT size_t
 rp_recv_queued(const rp_fd_t *f)
 {
-    return f->rq_bytes;
+    return f->recvq_bytes;
 }
 
 RP_EXPORT int
@@ -618,21 +546,21 @@ rp_recv_armed(const rp_fd_t *f)
 }
 
 static void
-rp_recv_done(rp_engine_t *e, rp_fd_t *f, rp_op_t *op, int res,
-    unsigned flags)
+rp_recv_done(rp_engine_t *e, rp_fd_t *f, const rp_done_t *d)
 {
     rp_bufmeta_t  *m;
     uint32_t       bid;
-    bool           more = flags & IORING_CQE_F_MORE;
-    bool           armed = f->recv_op == op;
+    int            res = d->res;
+    bool           more = d->flags & RP_DONE_MORE;
+    bool           armed = f->recv_op == d->op;
     bool           notify = false;
 
     if (!more && armed) {
         f->recv_op = NULL;
     }
 
-    if (flags & IORING_CQE_F_BUFFER) {
-        bid = flags >> IORING_CQE_BUFFER_SHIFT;
+    if (d->flags & RP_DONE_BUF) {
+        bid = d->bid;
         rp_buf_got(e, bid);
 
         /*
@@ -650,13 +578,13 @@ rp_recv_done(rp_engine_t *e, rp_fd_t *f, rp_op_t *op, int res,
             m->next = 0;
             m->off = 0;
             m->len = (uint32_t) res;
-            if (f->rq_tail != 0) {
-                e->bufs.meta[f->rq_tail - 1].next = bid + 1;
+            if (f->recvq_tail != 0) {
+                e->bufs.meta[f->recvq_tail - 1].next = bid + 1;
             } else {
-                f->rq_head = bid + 1;
+                f->recvq_head = bid + 1;
             }
-            f->rq_tail = bid + 1;
-            f->rq_bytes += (size_t) res;
+            f->recvq_tail = bid + 1;
+            f->recvq_bytes += (size_t) res;
             e->st.recv_bytes += (uint64_t) res;
             notify = true;
         }
@@ -670,7 +598,7 @@ rp_recv_done(rp_engine_t *e, rp_fd_t *f, rp_op_t *op, int res,
         return;
     }
 
-    if (res == 0 && !(flags & IORING_CQE_F_BUFFER)) {
+    if (res == 0 && !(d->flags & RP_DONE_BUF)) {
         f->recv_status = 1;
         f->recv_want = 0;
         notify = true;
@@ -696,7 +624,9 @@ rp_recv_done(rp_engine_t *e, rp_fd_t *f, rp_op_t *op, int res,
     }
 
     /* Too much unread: stop receiving until the host catches up. */
-    if (f->rq_max != 0 && f->rq_bytes > f->rq_max && f->recv_op != NULL) {
+    if (f->recvq_max != 0 && f->recvq_bytes > f->recvq_max
+        && f->recv_op != NULL)
+    {
         rp_cancel_op(e, f->recv_op);
         f->recv_op = NULL;
         f->recv_paused = 1;
@@ -712,14 +642,14 @@ rp_recv_done(rp_engine_t *e, rp_fd_t *f, rp_op_t *op, int res,
 static void
 rp_recv_resume(rp_engine_t *e, rp_fd_t *f)
 {
-    if (f->recv_paused && f->rq_bytes <= f->rq_max / 2 && !f->closed) {
+    if (f->recv_paused && f->recvq_bytes <= f->recvq_max / 2 && !f->closed) {
         f->recv_paused = 0;
         if (f->recv_want && f->recv_op == NULL && !f->starved
             && f->recv_status == 0)
         {
             e->st.rearms++;
             if (rp_recv_arm(e, f) < 0) {
-                f->rearm_recv = 1;      /* no op or SQE: the next pass */
+                f->rearm_recv = 1;      /* no op or room: the next pass */
                 rp_rearm_later(e, f);
             }
         }
@@ -752,7 +682,7 @@ rp_rearm_ended(rp_engine_t *e)
                 again_recv = rp_recv_arm(e, f) < 0;
             }
         }
-        /* an op or SQE that could not be had: the next pass tries again */
+        /* an op or room that could not be had: the next pass tries again */
         f->rearm_poll = again_poll;
         f->rearm_recv = again_recv;
         if (again_poll || again_recv) {
@@ -796,7 +726,7 @@ rp_rearm_starved(rp_engine_t *e)
         {
             e->st.rearms++;
             if (rp_recv_arm(e, f) < 0) {
-                f->rearm_recv = 1;      /* no op or SQE: the next pass */
+                f->rearm_recv = 1;      /* no op or room: the next pass */
                 rp_rearm_later(e, f);
             }
         }
@@ -821,14 +751,14 @@ rp_fd_prepare(rp_engine_t *e)
 }
 
 static void
-rp_rq_consume(rp_engine_t *e, rp_fd_t *f, void *dst, size_t len)
+rp_recvq_consume(rp_engine_t *e, rp_fd_t *f, void *dst, size_t len)
 {
     rp_bufmeta_t  *m;
     uint32_t       bid;
     size_t         n;
 
-    while (len > 0 && f->rq_head != 0) {
-        bid = f->rq_head - 1;
+    while (len > 0 && f->recvq_head != 0) {
+        bid = f->recvq_head - 1;
         m = &e->bufs.meta[bid];
         n = m->len < len ? m->len : len;
         if (dst != NULL) {
@@ -837,12 +767,12 @@ rp_rq_consume(rp_engine_t *e, rp_fd_t *f, void *dst, size_t len)
         }
         m->off += (uint32_t) n;
         m->len -= (uint32_t) n;
-        f->rq_bytes -= n;
+        f->recvq_bytes -= n;
         len -= n;
         if (m->len == 0) {
-            f->rq_head = m->next;
-            if (f->rq_head == 0) {
-                f->rq_tail = 0;
+            f->recvq_head = m->next;
+            if (f->recvq_head == 0) {
+                f->recvq_tail = 0;
             }
             rp_buf_recycle(e, bid);
         }
@@ -853,10 +783,10 @@ rp_rq_consume(rp_engine_t *e, rp_fd_t *f, void *dst, size_t len)
 RP_EXPORT size_t
 rp_recv_copy(rp_engine_t *e, rp_fd_t *f, void *dst, size_t len)
 {
-    if (len > f->rq_bytes) {
-        len = f->rq_bytes;
+    if (len > f->recvq_bytes) {
+        len = f->recvq_bytes;
     }
-    rp_rq_consume(e, f, dst, len);
+    rp_recvq_consume(e, f, dst, len);
     return len;
 }
 
@@ -866,11 +796,11 @@ rp_recv_peek(const rp_fd_t *f, const void **data)
     rp_bufmeta_t  *m;
     uint32_t       bid;
 
-    if (f->rq_head == 0) {
+    if (f->recvq_head == 0) {
         *data = NULL;
         return 0;
     }
-    bid = f->rq_head - 1;
+    bid = f->recvq_head - 1;
     m = &f->e->bufs.meta[bid];
     *data = rp_buf_addr(f->e, bid) + m->off;
     return m->len;
@@ -879,10 +809,10 @@ rp_recv_peek(const rp_fd_t *f, const void **data)
 RP_EXPORT void
 rp_recv_consume(rp_engine_t *e, rp_fd_t *f, size_t len)
 {
-    if (len > f->rq_bytes) {
-        len = f->rq_bytes;
+    if (len > f->recvq_bytes) {
+        len = f->recvq_bytes;
     }
-    rp_rq_consume(e, f, NULL, len);
+    rp_recvq_consume(e, f, NULL, len);
 }
 
 RP_EXPORT uint32_t
@@ -891,19 +821,19 @@ rp_recv_take(rp_engine_t *e, rp_fd_t *f, const void **data, size_t *len)
     rp_bufmeta_t  *m;
     uint32_t       bid;
 
-    if (f->rq_head == 0) {
+    if (f->recvq_head == 0) {
         return 0;
     }
-    bid = f->rq_head - 1;
+    bid = f->recvq_head - 1;
     m = &e->bufs.meta[bid];
     *data = rp_buf_addr(e, bid) + m->off;
     *len = m->len;
 
-    f->rq_head = m->next;
-    if (f->rq_head == 0) {
-        f->rq_tail = 0;
+    f->recvq_head = m->next;
+    if (f->recvq_head == 0) {
+        f->recvq_tail = 0;
     }
-    f->rq_bytes -= m->len;
+    f->recvq_bytes -= m->len;
     m->next = 0;
     rp_recv_resume(e, f);
     return bid + 1;
@@ -998,16 +928,16 @@ rp_seg_cache_free(rp_engine_t *e)
 }
 
 static void
-rp_sq_drop(rp_engine_t *e, rp_fd_t *f, bool call_done)
+rp_sendq_drop(rp_engine_t *e, rp_fd_t *f, bool call_done)
 {
     rp_seg_t  *s, *next;
 
     /* the queue is empty before any done() runs */
-    s = f->sq_head;
-    f->sq_head = NULL;
-    f->sq_tail = NULL;
-    f->sq_bytes = 0;
-    f->sq_inflight = 0;
+    s = f->sendq_head;
+    f->sendq_head = NULL;
+    f->sendq_tail = NULL;
+    f->sendq_bytes = 0;
+    f->send_inflight = 0;
 
     for ( /* void */ ; s != NULL; s = next) {
         next = s->next;
@@ -1019,7 +949,7 @@ rp_sq_drop(rp_engine_t *e, rp_fd_t *f, bool call_done)
 }
 
 static void
-rp_sq_mark_dirty(rp_engine_t *e, rp_fd_t *f)
+rp_sendq_mark_dirty(rp_engine_t *e, rp_fd_t *f)
 {
     if (!f->send_dirty && f->send_op == NULL) {
         f->send_dirty = 1;
@@ -1032,17 +962,17 @@ static rp_seg_t *
 rp_seg_append(rp_fd_t *f, rp_seg_t *s)
 {
     s->next = NULL;
-    if (f->sq_tail != NULL) {
-        f->sq_tail->next = s;
+    if (f->sendq_tail != NULL) {
+        f->sendq_tail->next = s;
     } else {
-        f->sq_head = s;
+        f->sendq_head = s;
     }
-    f->sq_tail = s;
+    f->sendq_tail = s;
     return s;
 }
 
 RP_EXPORT int
-rp_send(rp_engine_t *e, rp_fd_t *f, const struct iovec *iov, int iovcnt,
+rp_send(rp_engine_t *e, rp_fd_t *f, const rp_iovec_t *iov, int iovcnt,
     unsigned flags, rp_send_done_cb done, void *arg)
 {
     rp_seg_t  *s, *last = NULL;
@@ -1074,7 +1004,7 @@ rp_send(rp_engine_t *e, rp_fd_t *f, const struct iovec *iov, int iovcnt,
      */
 
     if (flags & RP_SEND_COPY) {
-        s = f->sq_tail;
+        s = f->sendq_tail;
         room = (s != NULL && s->owned) ? s->cap - s->len : 0;
 
         if (total > room) {
@@ -1091,7 +1021,7 @@ rp_send(rp_engine_t *e, rp_fd_t *f, const struct iovec *iov, int iovcnt,
             size_t       left = iov[i].iov_len;
 
             while (left > 0) {
-                s = f->sq_tail;
+                s = f->sendq_tail;
                 room = (s != NULL && s->owned) ? s->cap - s->len : 0;
                 if (room == 0) {
                     s = rp_seg_append(f, last);
@@ -1102,7 +1032,7 @@ rp_send(rp_engine_t *e, rp_fd_t *f, const struct iovec *iov, int iovcnt,
                 n = left < room ? left : room;
                 memcpy(s->data + s->len, p, n);
                 s->len += n;
-                f->sq_bytes += n;
+                f->sendq_bytes += n;
                 left -= n;
                 p += n;
             }
@@ -1136,20 +1066,20 @@ rp_send(rp_engine_t *e, rp_fd_t *f, const struct iovec *iov, int iovcnt,
         for (s = head; s != NULL; s = head) {
             head = s->next;
             rp_seg_append(f, s);
-            f->sq_bytes += s->len;
+            f->sendq_bytes += s->len;
         }
         last->done = done;
         last->arg = arg;
     }
 
-    rp_sq_mark_dirty(e, f);
+    rp_sendq_mark_dirty(e, f);
     return 0;
 }
 
 RP_EXPORT size_t
 rp_send_pending(const rp_fd_t *f)
 {
-    return f->sq_bytes;
+    return f->sendq_bytes;
 }
 
 RP_EXPORT int
@@ -1161,19 +1091,18 @@ rp_send_error(const rp_fd_t *f)
 static void
 rp_send_arm(rp_engine_t *e, rp_fd_t *f)
 {
-    struct io_uring_sqe  *sqe;
-    rp_op_t              *op;
-    rp_seg_t             *s;
-    int                   n = 0;
+    rp_op_t   *op;
+    rp_seg_t  *s;
+    int        n = 0;
 
-    f->sq_inflight = 0;
-    for (s = f->sq_head; s != NULL && n < RP_SEND_IOV; s = s->next) {
+    f->send_inflight = 0;
+    for (s = f->sendq_head; s != NULL && n < RP_SEND_IOV; s = s->next) {
         if (s->len == s->off) {
             continue;
         }
         f->iov[n].iov_base = (char *) s->base + s->off;
         f->iov[n].iov_len = s->len - s->off;
-        f->sq_inflight += s->len - s->off;
+        f->send_inflight += s->len - s->off;
         n++;
     }
     if (n == 0) {
@@ -1182,26 +1111,15 @@ rp_send_arm(rp_engine_t *e, rp_fd_t *f)
 
     op = rp_op_new(e, f, RP_OP_SEND);
     if (op == NULL) {
-        rp_sq_mark_dirty(e, f);
+        rp_sendq_mark_dirty(e, f);
         return;
     }
-    sqe = rp_get_sqe(e);
-    if (sqe == NULL) {
+    if (rp_be_send(e, op, f->sendfd, f->iov, n) < 0) {
         rp_op_unsubmitted(e, f, op);
-        f->sq_inflight = 0;
-        rp_sq_mark_dirty(e, f);     /* the next pass tries again */
+        f->send_inflight = 0;
+        rp_sendq_mark_dirty(e, f);  /* the next pass tries again */
         return;
     }
-    if (n == 1) {
-        io_uring_prep_send(sqe, f->sendfd, f->iov[0].iov_base,
-                           f->iov[0].iov_len, RP_SEND_FLAGS);
-    } else {
-        memset(&f->msg, 0, sizeof(f->msg));
-        f->msg.msg_iov = f->iov;
-        f->msg.msg_iovlen = (size_t) n;
-        io_uring_prep_sendmsg(sqe, f->sendfd, &f->msg, RP_SEND_FLAGS);
-    }
-    io_uring_sqe_set_data(sqe, op);
     f->send_op = op;
 }
 
@@ -1216,7 +1134,7 @@ rp_submit_sends(rp_engine_t *e)
         next = f->dirty_next;
         f->dirty_next = NULL;
         f->send_dirty = 0;
-        if (f->send_op == NULL && f->sq_head != NULL && f->send_err == 0) {
+        if (f->send_op == NULL && f->sendq_head != NULL && f->send_err == 0) {
             rp_send_arm(e, f);
         }
         rp_fd_maybe_free(e, f);
@@ -1225,23 +1143,23 @@ rp_submit_sends(rp_engine_t *e)
 
 /* The kernel accepted n bytes: release the segments they complete. */
 static void
-rp_sq_advance(rp_fd_t *f, size_t n)
+rp_sendq_advance(rp_fd_t *f, size_t n)
 {
     rp_seg_t  *s;
     size_t     take;
 
-    while (n > 0 && (s = f->sq_head) != NULL) {
+    while (n > 0 && (s = f->sendq_head) != NULL) {
         take = s->len - s->off;
         if (take > n) {
             take = n;
         }
         s->off += take;
-        f->sq_bytes -= take;
+        f->sendq_bytes -= take;
         n -= take;
         if (s->off == s->len) {
-            f->sq_head = s->next;
-            if (f->sq_head == NULL) {
-                f->sq_tail = NULL;
+            f->sendq_head = s->next;
+            if (f->sendq_head == NULL) {
+                f->sendq_tail = NULL;
             }
             rp_seg_release(f->e, s);
         }
@@ -1252,27 +1170,27 @@ static void
 rp_send_done(rp_engine_t *e, rp_fd_t *f, int res)
 {
     if (f->flushing && res > 0) {
-        f->flush_deadline = rp_now_ms() + e->flush_timeout_ms;
+        f->flush_deadline = rp_os_now_ms() + e->flush_timeout_ms;
     }
 
     if (res > 0) {
         e->st.send_bytes += (uint64_t) res;
-        if ((size_t) res < f->sq_inflight) {
+        if ((size_t) res < f->send_inflight) {
             e->st.send_partial++;
         }
-        rp_sq_advance(f, (size_t) res);
+        rp_sendq_advance(f, (size_t) res);
     } else if (res < 0 && f->send_err == 0) {
         f->send_err = res;
     }
-    f->sq_inflight = 0;
+    f->send_inflight = 0;
 
     if (f->send_err != 0) {
-        rp_sq_drop(e, f, true);
-    } else if (f->sq_head != NULL) {
-        rp_sq_mark_dirty(e, f);
+        rp_sendq_drop(e, f, true);
+    } else if (f->sendq_head != NULL) {
+        rp_sendq_mark_dirty(e, f);
     }
 
-    if (f->flushing && f->sq_head == NULL) {
+    if (f->flushing && f->sendq_head == NULL) {
         rp_flush_end(e, f);
         return;
     }
@@ -1283,10 +1201,12 @@ rp_send_done(rp_engine_t *e, rp_fd_t *f, int res)
 /* ---- completion dispatch ----------------------------------------------- */
 
 void
-rp_fd_complete(rp_engine_t *e, rp_op_t *op, int res, unsigned flags)
+rp_fd_complete(rp_engine_t *e, const rp_done_t *d)
 {
+    rp_op_t  *op = d->op;
     rp_fd_t  *f = op->fd;
-    bool      more = flags & IORING_CQE_F_MORE;
+    int       res = d->res;
+    bool      more = d->flags & RP_DONE_MORE;
 
     if (!more) {
         if (op->kind == RP_OP_SEND && f->send_op == op) {
@@ -1302,7 +1222,7 @@ rp_fd_complete(rp_engine_t *e, rp_op_t *op, int res, unsigned flags)
         rp_poll_done(e, f, op, res, more);
         break;
     case RP_OP_RECV:
-        rp_recv_done(e, f, op, res, flags);
+        rp_recv_done(e, f, d);
         break;
     case RP_OP_SEND:
         rp_send_done(e, f, res);
@@ -1330,13 +1250,13 @@ rp_fd_drop_all(rp_engine_t *e, bool call_done)
     for (f = e->fds; f != NULL; f = next) {
         next = f->next;
         if (call_done) {
-            rp_rq_drop(e, f);
+            rp_recvq_drop(e, f);
         }
-        rp_sq_drop(e, f, call_done);
-        if (f->flushing && f->sendfd >= 0) {
-            close(f->sendfd);
+        rp_sendq_drop(e, f, call_done);
+        if (f->flushing && f->sendfd != RP_INVALID_SOCKET) {
+            rp_os_close(f->sendfd);
         }
-        free(f);
+        rp_be_fd_free(e, f);
     }
     e->fds = NULL;
     e->starved = NULL;

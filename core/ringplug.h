@@ -3,25 +3,25 @@
  * libevent backend share.
  *
  * This header is the seam.  It names no host type (nginx, libevent) and no
- * io_uring type, so another engine (Windows RIO) can implement the same
- * functions.  The Linux engine lives in core/uring.c, core/bufring.c and
- * core/fd.c.
+ * kernel interface type, and builds on POSIX and Windows alike, so every
+ * engine implements the same functions: io_uring on Linux (core/uring.c,
+ * whose header comment gives its specifics), Registered I/O on Windows.
  *
  * Model
  * -----
  * One engine per event loop (an nginx worker, a libevent event_base).  The
- * host opens one rp_fd per descriptor it wants on the engine and gets back a
+ * host opens one rp_fd per socket it wants on the engine and gets back a
  * core-owned handle; every operation the kernel runs on the host's behalf
  * belongs to that handle, never to a host struct.  A handle is closed with
- * rp_fd_close(); completions that arrive for it afterwards (the fd may
- * already have been reused by the host) are recognised, their buffers
- * returned, and dropped.
+ * rp_fd_close(); completions that arrive for it afterwards (the socket
+ * number may already have been reused by the host) are recognised, their
+ * buffers returned, and dropped.
  *
  * Work is batched: calls below only queue requests.  rp_engine_wait()
- * submits everything queued in one system call together with the wait, then
- * reaps all completions and reports them through the host's callback.  A
- * full submission queue flushes itself; rp_fd_close() submits its cancel at
- * once so the socket really closes.
+ * hands everything queued to the kernel in one call together with the
+ * wait, then reaps all completions and reports them through the host's
+ * callback.  A full request queue flushes itself; rp_fd_close() submits its
+ * cancels at once so the socket really closes.
  *
  * Each fd is used in one of two modes, which may change over its life:
  *  - readiness: rp_poll() arms a poll (multishot for edge-triggered use,
@@ -33,6 +33,22 @@
  *    rp_send() queues bytes; one send is in flight per fd, so byte order is
  *    kept, and partial sends are continued.
  *
+ * What every engine must do
+ * -------------------------
+ * Everything the functions below promise, on the engine's own kernel
+ * interface: requests queued between waits go to the kernel together; one
+ * wait per loop pass that also takes the host's timeout; completions of a
+ * closed handle never reach the host; a receive that runs out of provided
+ * buffers stops and resumes by itself, losing and reordering nothing; one
+ * send in flight per fd; a close cancels the fd's requests at once.  An
+ * engine whose kernel interface has no readiness of its own (RIO) still
+ * implements rp_poll(), with the OS's readiness mechanism reported through
+ * the same wait and the same callback (on Windows: the AFD poll technique on
+ * the engine's completion port); it returns -EOPNOTSUPP for a descriptor it
+ * cannot watch, and the host then keeps that descriptor on its own loop.
+ * An engine that cannot run at all fails rp_engine_create() with a reason,
+ * and the host falls back to its own loop.
+ *
  * Errors are returned as -errno.  Nothing here is thread-safe: an engine is
  * used by one thread at a time.
  */
@@ -42,7 +58,6 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/uio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -50,6 +65,24 @@ extern "C" {
 
 typedef struct rp_engine rp_engine_t;
 typedef struct rp_fd     rp_fd_t;
+
+/* A socket: a descriptor on POSIX, a SOCKET (UINT_PTR) on Windows. */
+#ifdef _WIN32
+typedef uintptr_t rp_socket_t;
+#define RP_INVALID_SOCKET  (~(rp_socket_t) 0)
+#else
+typedef int rp_socket_t;
+#define RP_INVALID_SOCKET  (-1)
+#endif
+
+/*
+ * A piece of memory to send.  On POSIX its layout is struct iovec's (core
+ * checks it), so a host passes its iovec array with a cast and no copy.
+ */
+typedef struct rp_iovec {
+    void    *iov_base;
+    size_t   iov_len;
+} rp_iovec_t;
 
 /* Ready mask for rp_poll() and RP_EV_POLL; the same bits as poll(2). */
 #define RP_IN       0x0001u
@@ -64,14 +97,18 @@ typedef struct rp_fd     rp_fd_t;
 #define RP_POLL_ONESHOT    0x0u   /* fires once: re-arm for level-triggered */
 
 /* rp_engine_params.flags */
-#define RP_ENGINE_SHARED_THREADS  0x1u  /* loop may move between threads:
-                                           skip SINGLE_ISSUER/DEFER_TASKRUN */
+#define RP_ENGINE_SHARED_THREADS  0x1u  /* the loop may move between threads:
+                                           the engine must not bind itself
+                                           to the creating thread */
 
 typedef struct rp_engine_params {
-    unsigned  entries;      /* SQ entries; 0: 1024 */
-    unsigned  cq_entries;   /* CQ entries; 0: 8 x entries */
-    unsigned  buf_count;    /* provided buffers, rounded up to 2^n; 0: 1024;
-                               RP_NO_BUFFERS: no buffer ring (readiness only) */
+    unsigned  entries;      /* requests queued per pass before the engine
+                               submits early; 0: 1024 */
+    unsigned  cq_entries;   /* completions the kernel can hold; 0: 8 x
+                               entries */
+    unsigned  buf_count;    /* provided buffers (the engine may round up:
+                               rp_bufs_total() tells); 0: 1024;
+                               RP_NO_BUFFERS: none (readiness only) */
     unsigned  buf_size;     /* bytes per provided buffer; 0: 16384 */
     unsigned  flags;        /* RP_ENGINE_* */
     unsigned  flush_timeout_ms; /* RP_CLOSE_FLUSH gives up after this long
@@ -96,9 +133,10 @@ enum rp_event {
 typedef void (*rp_event_cb)(rp_engine_t *e, rp_fd_t *f, void *fd_data,
     enum rp_event ev, int res);
 
-/* Engine counters; all monotonic except the two "now" fields. */
+/* Engine counters; all monotonic except the three "now" fields. */
 typedef struct rp_stats {
-    uint64_t  enters;          /* io_uring_enter calls (any reason) */
+    uint64_t  enters;          /* calls into the kernel's I/O interface (any
+                                  reason): io_uring_enter on io_uring */
     uint64_t  waits;           /* rp_engine_wait calls */
     uint64_t  sqes;            /* requests submitted */
     uint64_t  cqes;            /* completions reaped */
@@ -108,8 +146,10 @@ typedef struct rp_stats {
     uint64_t  rearms;          /* receives re-armed after ENOBUFS or end */
     uint64_t  cancels;         /* cancel requests submitted */
     uint64_t  stale;           /* completions for closed fds, dropped */
-    uint64_t  sq_full;         /* early submits because the SQ was full */
-    uint64_t  cq_overflow;     /* passes that found the CQ overflowed */
+    uint64_t  sq_full;         /* early submits: the submission queue was
+                                  full */
+    uint64_t  cq_overflow;     /* passes that found the completion queue
+                                  overflowed */
     uint64_t  send_partial;    /* short sends continued */
     uint64_t  flush_timeouts;  /* closed fds whose queue was dropped because
                                   the peer stopped reading */
@@ -119,13 +159,13 @@ typedef struct rp_stats {
 } rp_stats_t;
 
 /*
- * Create an engine: a ring, its provided-buffer ring and the op tables.
- * Features are probed: SINGLE_ISSUER|DEFER_TASKRUN, then COOP_TASKRUN, then
- * plain flags are tried in that order; multishot receive, buffer rings,
- * multishot poll and cancel-by-fd are required.  On failure returns -errno
- * and writes a one-line human reason (seccomp, io_uring_disabled,
- * RLIMIT_MEMLOCK, kernel too old) into why (if why_len > 0).
- * On success *out owns the ring; free it with rp_engine_destroy().
+ * Create an engine: the kernel side (a ring, a completion queue), its
+ * provided buffers and the op tables.  What the engine requires of the
+ * kernel is probed here, once.  On failure returns -errno and writes a
+ * one-line human reason (blocked by a seccomp filter or a sysctl, a memory
+ * limit, a kernel too old, naming the missing feature) into why (if
+ * why_len > 0).  On success *out owns the kernel objects; free it with
+ * rp_engine_destroy().
  */
 int rp_engine_create(const rp_engine_params_t *p, rp_event_cb cb,
     rp_engine_t **out, char *why, size_t why_len);
@@ -140,17 +180,17 @@ int rp_engine_create(const rp_engine_params_t *p, rp_event_cb cb,
 void rp_engine_destroy(rp_engine_t *e);
 
 /*
- * Free the engine in a child after fork(): the ring is shared with the parent
- * so nothing is cancelled or submitted, only this process's references and
- * memory are dropped.
+ * Free the engine in a child after fork(): its kernel objects are shared
+ * with the parent, so nothing is cancelled or submitted, only this
+ * process's references and memory are dropped.
  */
 void rp_engine_forget(rp_engine_t *e);
 
-/* "io_uring" (or another engine's name). */
+/* The engine's name: "io_uring" (or another engine's). */
 const char *rp_engine_name(const rp_engine_t *e);
 
-/* Feature summary for logs, e.g. "io_uring: sq 1024, cq 8192,
-   defer_taskrun, 1024x16384 buffers". */
+/* Feature summary for logs, one line (io_uring: "io_uring: sq 1024,
+   cq 8192, defer_taskrun, 1024 x 16384 buffers"). */
 const char *rp_engine_describe(const rp_engine_t *e);
 
 /*
@@ -176,28 +216,28 @@ void rp_engine_stats(const rp_engine_t *e, rp_stats_t *st);
 size_t rp_stats_format(const rp_stats_t *st, char *buf, size_t len);
 
 /*
- * Put fd on the engine.  The engine never closes fd itself unless asked (see
+ * Put socket s on the engine.  The engine never closes s itself (see
  * rp_fd_close).  Returns NULL with errno set on allocation failure.
  */
-rp_fd_t *rp_fd_open(rp_engine_t *e, int fd, void *fd_data);
+rp_fd_t *rp_fd_open(rp_engine_t *e, rp_socket_t s, void *fd_data);
 
 void rp_fd_set_data(rp_fd_t *f, void *fd_data);
 void *rp_fd_data(const rp_fd_t *f);
-int rp_fd_fileno(const rp_fd_t *f);
+rp_socket_t rp_fd_fileno(const rp_fd_t *f);
 
 /* rp_fd_close() flags */
 #define RP_CLOSE_FLUSH  0x1u   /* keep sending queued bytes, then close */
 
 /*
  * Take the fd off the engine: cancel its poll and receive (by request, so
- * this is exact even after the host closed the fd), submitted at once, not at
- * the end of the pass, so that the host's close() really closes the socket;
- * drop received-but-unread data and return its buffers.
+ * this is exact even after the host closed the socket), submitted at once,
+ * not at the end of the pass, so that the host's close really closes the
+ * socket; drop received-but-unread data and return its buffers.
  * Without RP_CLOSE_FLUSH queued sends are dropped too.
- * With RP_CLOSE_FLUSH and bytes still queued, the engine dup()s the fd, keeps
- * sending on the duplicate and closes it when the queue is empty, a send
- * fails, or the peer has taken no byte for flush_timeout_ms; the host may
- * close its own descriptor right after this call either way.
+ * With RP_CLOSE_FLUSH and bytes still queued, the engine keeps a duplicate
+ * of the socket, sends the rest on it and closes it when the queue is empty,
+ * a send fails, or the peer has taken no byte for flush_timeout_ms; the host
+ * may close its own socket right after this call either way.
  * After this call f is invalid for the host; no more callbacks for it.
  */
 void rp_fd_close(rp_engine_t *e, rp_fd_t *f, unsigned flags);
@@ -206,7 +246,8 @@ void rp_fd_close(rp_engine_t *e, rp_fd_t *f, unsigned flags);
  * Readiness mode.  Arm (or re-arm with a new mask) a poll for events (RP_IN,
  * RP_OUT, RP_RDHUP...).  RP_POLL_MULTISHOT keeps it armed; a one-shot poll
  * fires once.  Replacing an armed poll cancels the old one; its late
- * completions are dropped.  events == 0 disarms.  Returns 0 or -errno.
+ * completions are dropped.  events == 0 disarms.  Returns 0 or -errno
+ * (-EOPNOTSUPP: this engine cannot watch this descriptor).
  */
 int rp_poll(rp_engine_t *e, rp_fd_t *f, unsigned events, unsigned flags);
 
@@ -304,7 +345,7 @@ unsigned rp_bufs_total(const rp_engine_t *e);
 #define RP_SEND_COPY  0x1u
 typedef void (*rp_send_done_cb)(void *arg);
 
-int rp_send(rp_engine_t *e, rp_fd_t *f, const struct iovec *iov, int iovcnt,
+int rp_send(rp_engine_t *e, rp_fd_t *f, const rp_iovec_t *iov, int iovcnt,
     unsigned flags, rp_send_done_cb done, void *arg);
 
 /* Bytes queued or in flight, not yet accepted by the kernel. */

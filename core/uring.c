@@ -1,26 +1,183 @@
 /*
- * ringplug core, io_uring engine: ring setup with feature probing, batched
- * submission, one submit-and-wait per loop pass, completion dispatch.
+ * ringplug core: the io_uring backend (Linux >= 6.0).  Everything the engine
+ * asks of the kernel goes through the rp_be_* functions here; nothing else
+ * in core/ includes liburing.
+ *
+ * io_uring specifics of the contract in ringplug.h:
+ *  - Setup tries ring flags best first: SINGLE_ISSUER|DEFER_TASKRUN (6.1),
+ *    then COOP_TASKRUN (5.19), then plain; always a CQ of cq_entries
+ *    (CQSIZE, CLAMP) and SUBMIT_ALL where taken.  RP_ENGINE_SHARED_THREADS
+ *    skips the first tier, which binds the ring to its creating thread, and
+ *    the registered ring fd, which is per thread.
+ *  - Required and probed once: EXT_ARG, NODROP and FAST_POLL; the opcodes
+ *    used; multishot poll (5.13), multishot receive (6.0), provided buffer
+ *    rings (5.19) and cancel by fd (5.19), the last three on a socketpair.
+ *    Setup failures name their cause: a seccomp filter (Docker's default
+ *    profile), kernel.io_uring_disabled, RLIMIT_MEMLOCK, no io_uring.
+ *  - entries is the SQ size; a full SQ is submitted early (sq_full).
+ *  - Provided buffers are one buffer ring (one group); the count is rounded
+ *    up to a power of two, at most 32768.
+ *  - One wait is one io_uring_submit_and_wait_timeout: submit, wait and the
+ *    host's timeout in one io_uring_enter.  A CQ overflow is flushed from
+ *    the kernel's overflow list (NODROP): nothing is lost.
+ *  - A close submits its cancels with GETEVENTS, so deferred task work runs
+ *    and the cancelled requests drop their file references before the
+ *    host's close().
+ *  - Sends use MSG_WAITALL (the kernel continues short sends on stream
+ *    sockets) and MSG_NOSIGNAL; one piece is a SEND, more a SENDMSG.
+ *  - The flush duplicate is a dup() (F_DUPFD_CLOEXEC), closed with close().
+ *  - Every io_uring_enter goes through rp_uring_enter(), which counts it.
  */
 
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <time.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
-#include "uring-int.h"
+#include <liburing.h>
 
-#define RP_OPS_PER_CHUNK  256
-#define RP_REAP_BATCH     128
+#include "engine.h"
 
-static const char *const rp_name = "io_uring";
+#define RP_BGID       0
+#define RP_SEND_FLAGS (MSG_NOSIGNAL | MSG_WAITALL)
+
+/* user_data of requests that carry no op */
+enum rp_uring_ud {
+    RP_UD_NONE = 0,
+    RP_UD_CANCEL,                /* the engine's cancels */
+    RP_UD_PROBE_POLL,            /* the setup probe's requests */
+    RP_UD_PROBE_RECV,
+    RP_UD_PROBE_CANCEL,
+    RP_UD_LAST = RP_UD_PROBE_CANCEL, /* above this: an rp_op_t's address */
+};
+
+/* The engine with the ring; e first, so an rp_engine_t * is one of these. */
+typedef struct rp_uring {
+    rp_engine_t                e;
+    struct io_uring            ring;
+    unsigned                   setup_flags;
+    unsigned                   features;
+    struct io_uring_buf_ring  *br;
+    size_t                     br_bytes;
+    size_t                     mem_bytes;
+    unsigned                   br_mask;
+} rp_uring_t;
+
+/* An fd with the header a SENDMSG reads until its completion. */
+typedef struct rp_uring_fd {
+    rp_fd_t                    f;
+    struct msghdr              msg;
+} rp_uring_fd_t;
+
+/* Hosts pass struct iovec arrays as rp_iovec_t: the layouts must agree. */
+_Static_assert(sizeof(rp_iovec_t) == sizeof(struct iovec)
+               && offsetof(rp_iovec_t, iov_base)
+                  == offsetof(struct iovec, iov_base)
+               && offsetof(rp_iovec_t, iov_len)
+                  == offsetof(struct iovec, iov_len),
+               "rp_iovec_t must have struct iovec's layout");
+
+enum rp_enter {
+    RP_ENTER_SUBMIT,             /* submit the SQ */
+    RP_ENTER_SUBMIT_RUN,         /* submit and run task work (GETEVENTS) */
+    RP_ENTER_EVENTS,             /* run task work, flush an overflowed CQ */
+    RP_ENTER_WAIT,               /* submit and wait for one completion */
+};
+
+static inline rp_uring_t *
+rp_uring(rp_engine_t *e)
+{
+    return (rp_uring_t *) e;
+}
+
+/*
+ * Every call into the kernel, counted.  A wait with completions already in
+ * the CQ and nothing to submit does not enter (liburing returns at once).
+ */
+static int
+rp_uring_enter(rp_uring_t *u, enum rp_enter how, long long timeout_us)
+{
+    struct __kernel_timespec   ts;
+    struct io_uring_cqe       *cqe;
+
+    switch (how) {
+    case RP_ENTER_SUBMIT:
+        u->e.st.enters++;
+        return io_uring_submit(&u->ring);
+
+    case RP_ENTER_SUBMIT_RUN:
+        u->e.st.enters++;
+        return io_uring_submit_and_get_events(&u->ring);
+
+    case RP_ENTER_EVENTS:
+        u->e.st.enters++;
+        return io_uring_get_events(&u->ring);
+
+    case RP_ENTER_WAIT:
+        /*
+         * Even a zero timeout enters with GETEVENTS so that deferred task
+         * work (DEFER_TASKRUN) runs.
+         */
+        if (io_uring_sq_ready(&u->ring) > 0
+            || io_uring_cq_ready(&u->ring) == 0)
+        {
+            u->e.st.enters++;
+        }
+        if (timeout_us < 0) {
+            return io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, NULL,
+                                                    NULL);
+        }
+        ts.tv_sec = timeout_us / 1000000;
+        ts.tv_nsec = (timeout_us % 1000000) * 1000;
+        return io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, &ts, NULL);
+    }
+    return -EINVAL;
+}
+
+/* An SQE, flushing the SQ to the kernel first if it is full. */
+static struct io_uring_sqe *
+rp_get_sqe(rp_uring_t *u)
+{
+    struct io_uring_sqe  *sqe;
+    int                   rc, tries;
+
+    /*
+     * A full SQ is submitted to make room, as io_uring_get_sqe()'s callers
+     * do.  -EBUSY or -EAGAIN (completions the kernel cannot post yet, short
+     * of memory) may pass once the overflowed completions are flushed, so
+     * the submit is tried again a few times; any other error (-EEXIST: not
+     * the ring's issuer; a ring the kernel refuses) will not pass.  Then,
+     * like io_uring_get_sqe(), NULL: the caller fails its operation or
+     * retries it on the next pass; it never spins here.
+     */
+    for (tries = 0; tries < 4; tries++) {
+        sqe = io_uring_get_sqe(&u->ring);
+        if (sqe != NULL) {
+            u->e.st.sqes++;
+            return sqe;
+        }
+        u->e.st.sq_full++;
+        rc = rp_uring_enter(u, RP_ENTER_SUBMIT, 0);
+        if (rc < 0 && rc != -EBUSY && rc != -EAGAIN && rc != -EINTR) {
+            break;
+        }
+        if (rc < 0) {
+            (void) rp_uring_enter(u, RP_ENTER_EVENTS, 0);
+        }
+    }
+    return NULL;
+}
+
+/* ---- setup --------------------------------------------------------------- */
 
 static void __attribute__((format(printf, 3, 4)))
 rp_why(char *why, size_t len, const char *fmt, ...)
@@ -133,25 +290,25 @@ static const unsigned rp_tiers[] = {
 };
 
 static int
-rp_ring_init(rp_engine_t *e, unsigned entries, unsigned cq_entries,
-    char *why, size_t why_len)
+rp_ring_init(rp_uring_t *u, const rp_engine_params_t *p, char *why,
+    size_t why_len)
 {
-    struct io_uring_params  p;
+    struct io_uring_params  ip;
     size_t                  i;
     int                     rc = -EINVAL;
 
-    i = (e->params_flags & RP_ENGINE_SHARED_THREADS) ? 1 : 0;
+    i = (p->flags & RP_ENGINE_SHARED_THREADS) ? 1 : 0;
 
     for ( /* void */ ; i < sizeof(rp_tiers) / sizeof(rp_tiers[0]); i++) {
-        memset(&p, 0, sizeof(p));
-        p.flags = rp_tiers[i] | IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
-        p.cq_entries = cq_entries;
+        memset(&ip, 0, sizeof(ip));
+        ip.flags = rp_tiers[i] | IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
+        ip.cq_entries = p->cq_entries;
 
         rc = rp_fault_alloc() ? -ENOMEM
-             : io_uring_queue_init_params(entries, &e->ring, &p);
+             : io_uring_queue_init_params(p->entries, &u->ring, &ip);
         if (rc == 0) {
-            e->setup_flags = p.flags;
-            e->features = p.features;
+            u->setup_flags = ip.flags;
+            u->features = ip.features;
             return 0;
         }
         if (rc != -EINVAL) {
@@ -163,24 +320,115 @@ rp_ring_init(rp_engine_t *e, unsigned entries, unsigned cq_entries,
     return rc;
 }
 
+static void
+rp_bufring_free(rp_uring_t *u, bool unregister)
+{
+    if (unregister && u->br != NULL) {
+        (void) io_uring_unregister_buf_ring(&u->ring, RP_BGID);
+    }
+    if (u->br != NULL) {
+        munmap(u->br, u->br_bytes);
+        u->br = NULL;
+    }
+    if (u->e.bufs.mem != NULL) {
+        munmap(u->e.bufs.mem, u->mem_bytes);
+        u->e.bufs.mem = NULL;
+    }
+    rp_bufs_meta_free(&u->e);
+}
+
+/*
+ * The provided buffers: one buffer ring, registered as group RP_BGID, over
+ * count buffers of size bytes.  liburing 2.3 has io_uring_register_buf_ring()
+ * but not io_uring_setup_buf_ring(): the ring memory is mmap()ed here.
+ */
+static int
+rp_bufring_init(rp_uring_t *u, unsigned count, unsigned size)
+{
+    rp_engine_t              *e = &u->e;
+    struct io_uring_buf_reg   reg;
+    unsigned                  n, i;
+    int                       rc;
+
+    /* The kernel wants a power of two, at most 32768 entries. */
+    for (n = 1; n < count && n < 32768; n <<= 1) {
+        /* void */
+    }
+    if (size < 64) {
+        size = 64;
+    }
+
+    u->br_mask = io_uring_buf_ring_mask(n);
+    u->br_bytes = (size_t) n * sizeof(struct io_uring_buf);
+    u->br = rp_fault_alloc() ? MAP_FAILED
+            : mmap(NULL, u->br_bytes, PROT_READ | PROT_WRITE,
+                   MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+    if (u->br == MAP_FAILED) {
+        u->br = NULL;
+        return -ENOMEM;
+    }
+
+    u->mem_bytes = (size_t) n * size;
+    e->bufs.mem = rp_fault_alloc() ? MAP_FAILED
+                  : mmap(NULL, u->mem_bytes, PROT_READ | PROT_WRITE,
+                         MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+    if (e->bufs.mem == MAP_FAILED) {
+        e->bufs.mem = NULL;
+        rp_bufring_free(u, false);
+        return -ENOMEM;
+    }
+
+    rc = rp_bufs_meta_init(e, n, size);
+    if (rc < 0) {
+        rp_bufring_free(u, false);
+        return rc;
+    }
+
+    io_uring_buf_ring_init(u->br);
+
+    memset(&reg, 0, sizeof(reg));
+    reg.ring_addr = (unsigned long) u->br;
+    reg.ring_entries = n;
+    reg.bgid = RP_BGID;
+
+    rc = io_uring_register_buf_ring(&u->ring, &reg, 0);
+    if (rc < 0) {
+        rp_bufring_free(u, false);
+        return rc;
+    }
+
+    for (i = 0; i < n; i++) {
+        io_uring_buf_ring_add(u->br, rp_buf_addr(e, i), size, (uint16_t) i,
+                              u->br_mask, (int) i);
+    }
+    io_uring_buf_ring_advance(u->br, (int) n);
+
+    return 0;
+}
+
 /* Wait for one probe completion and note what it says. */
 static int
-rp_probe_cqe(rp_engine_t *e, int *poll_more, int *poll_res, int *recv_res,
+rp_probe_cqe(rp_uring_t *u, int *poll_more, int *poll_res, int *recv_res,
     int *cancel_res, int *seen)
 {
     struct io_uring_cqe  *cqe;
+    uint32_t              bid;
     int                   rc;
 
-    rc = io_uring_wait_cqe(&e->ring, &cqe);
-    if (rc < 0) {
+    rc = rp_uring_enter(u, RP_ENTER_WAIT, -1);
+    if (rc < 0 && rc != -ETIME) {
         return rc;
     }
+    if (io_uring_peek_cqe(&u->ring, &cqe) != 0) {
+        return 0;
+    }
     if (cqe->flags & IORING_CQE_F_BUFFER) {
-        rp_buf_got(e, cqe->flags >> IORING_CQE_BUFFER_SHIFT);
-        rp_buf_recycle(e, cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+        bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+        rp_buf_got(&u->e, bid);
+        rp_buf_recycle(&u->e, bid);
     }
     switch (cqe->user_data) {
-    case 2:
+    case RP_UD_PROBE_POLL:
         if (cqe->flags & IORING_CQE_F_MORE) {
             *poll_more = 1;
         } else {
@@ -188,18 +436,18 @@ rp_probe_cqe(rp_engine_t *e, int *poll_more, int *poll_res, int *recv_res,
             (*seen)++;
         }
         break;
-    case 3:
+    case RP_UD_PROBE_RECV:
         if (!(cqe->flags & IORING_CQE_F_MORE)) {
             *recv_res = cqe->res;
             (*seen)++;
         }
         break;
-    case 4:
+    case RP_UD_PROBE_CANCEL:
         *cancel_res = cqe->res;
         (*seen)++;
         break;
     }
-    io_uring_cqe_seen(&e->ring, cqe);
+    io_uring_cqe_seen(&u->ring, cqe);
     return 0;
 }
 
@@ -208,7 +456,7 @@ rp_probe_cqe(rp_engine_t *e, int *poll_more, int *poll_res, int *recv_res,
  * with buffer select (6.0) and cancel by fd (5.19), on a socketpair.
  */
 static int
-rp_probe_ops(rp_engine_t *e, char *why, size_t why_len)
+rp_probe_ops(rp_uring_t *u, char *why, size_t why_len)
 {
     struct io_uring_probe  *pr;
     struct io_uring_sqe    *sqe;
@@ -220,16 +468,16 @@ rp_probe_ops(rp_engine_t *e, char *why, size_t why_len)
         IORING_OP_RECV, IORING_OP_SEND, IORING_OP_SENDMSG,
     };
 
-    if (!(e->features & IORING_FEAT_EXT_ARG)
-        || !(e->features & IORING_FEAT_NODROP)
-        || !(e->features & IORING_FEAT_FAST_POLL))
+    if (!(u->features & IORING_FEAT_EXT_ARG)
+        || !(u->features & IORING_FEAT_NODROP)
+        || !(u->features & IORING_FEAT_FAST_POLL))
     {
         rp_why(why, why_len, "io_uring is too old: the kernel lacks "
                      "EXT_ARG/NODROP/FAST_POLL (needs Linux >= 6.0)");
         return -EOPNOTSUPP;
     }
 
-    pr = io_uring_get_probe_ring(&e->ring);
+    pr = io_uring_get_probe_ring(&u->ring);
     if (pr == NULL) {
         rp_why(why, why_len, "io_uring opcode probe failed "
                      "(needs Linux >= 6.0)");
@@ -259,21 +507,21 @@ rp_probe_ops(rp_engine_t *e, char *why, size_t why_len)
      * answered, one cancel by fd for both.  Old kernels answer -EINVAL to
      * what they lack.
      */
-    sqe = io_uring_get_sqe(&e->ring);
+    sqe = io_uring_get_sqe(&u->ring);
     io_uring_prep_poll_multishot(sqe, sv[0], POLLOUT);
-    sqe->user_data = 2;
+    sqe->user_data = RP_UD_PROBE_POLL;
     want++;
 
-    if (e->has_bufs) {
-        sqe = io_uring_get_sqe(&e->ring);
+    if (u->e.has_bufs) {
+        sqe = io_uring_get_sqe(&u->ring);
         io_uring_prep_recv_multishot(sqe, sv[0], NULL, 0, 0);
         sqe->flags |= IOSQE_BUFFER_SELECT;
-        sqe->buf_group = e->bufs.bgid;
-        sqe->user_data = 3;
+        sqe->buf_group = RP_BGID;
+        sqe->user_data = RP_UD_PROBE_RECV;
         want++;
     }
 
-    rc = io_uring_submit(&e->ring);
+    rc = rp_uring_enter(u, RP_ENTER_SUBMIT, 0);
 
     /*
      * Phase one: the poll's first answer.  Phase two: cancel by fd, then
@@ -281,17 +529,17 @@ rp_probe_ops(rp_engine_t *e, char *why, size_t why_len)
      */
     for (i = 0; rc >= 0 && i < 16 && seen < want; i++) {
         if (!cancel_sent && (poll_more || poll_res != 0)) {
-            sqe = io_uring_get_sqe(&e->ring);
+            sqe = io_uring_get_sqe(&u->ring);
             io_uring_prep_cancel_fd(sqe, sv[0], IORING_ASYNC_CANCEL_ALL);
-            sqe->user_data = 4;
+            sqe->user_data = RP_UD_PROBE_CANCEL;
             want++;
             cancel_sent = 1;
-            rc = io_uring_submit(&e->ring);
+            rc = rp_uring_enter(u, RP_ENTER_SUBMIT, 0);
             if (rc < 0) {
                 break;
             }
         }
-        rc = rp_probe_cqe(e, &poll_more, &poll_res, &recv_res, &cancel_res,
+        rc = rp_probe_cqe(u, &poll_more, &poll_res, &recv_res, &cancel_res,
                           &seen);
     }
 
@@ -320,81 +568,17 @@ rp_probe_ops(rp_engine_t *e, char *why, size_t why_len)
     return 0;
 }
 
-RP_EXPORT int
-rp_engine_create(const rp_engine_params_t *p, rp_event_cb cb,
-    rp_engine_t **out, char *why, size_t why_len)
+static void
+rp_describe(rp_uring_t *u)
 {
-    rp_engine_t  *e;
-    unsigned      entries, cq_entries, buf_count, buf_size;
-    int           rc, n;
-
-    if (why != NULL && why_len > 0) {
-        why[0] = '\0';
-    }
-
-    entries = (p && p->entries) ? p->entries : 1024;
-    cq_entries = (p && p->cq_entries) ? p->cq_entries : entries * 8;
-    if (cq_entries < entries) {
-        cq_entries = entries;
-    }
-    buf_count = (p && p->buf_count) ? p->buf_count : 1024;
-    buf_size = (p && p->buf_size) ? p->buf_size : 16384;
-
-    e = rp_fault_alloc() ? NULL : calloc(1, sizeof(*e));
-    if (e == NULL) {
-        rp_why(why, why_len, "io_uring engine: %s", strerror(ENOMEM));
-        return -ENOMEM;
-    }
-    e->cb = cb;
-    e->params_flags = p ? p->flags : 0;
-    e->flush_timeout_ms = (p && p->flush_timeout_ms) ? p->flush_timeout_ms
-                                                     : 60000;
-    e->next_gen = 1;
-
-    rc = rp_ring_init(e, entries, cq_entries, why, why_len);
-    if (rc < 0) {
-        free(e);
-        return rc;
-    }
-
-    if (buf_count != RP_NO_BUFFERS) {
-        rc = rp_bufring_init(e, buf_count, buf_size);
-        if (rc < 0) {
-            if (rc == -EINVAL || rc == -EOPNOTSUPP) {
-                rp_why(why, why_len, "io_uring lacks provided buffer "
-                             "rings (needs Linux >= 5.19)");
-            } else {
-                rp_why(why, why_len, "io_uring buffer ring of %u x %u "
-                       "failed (%s)", buf_count, buf_size, strerror(-rc));
-            }
-            io_uring_queue_exit(&e->ring);
-            free(e);
-            return rc;
-        }
-        e->has_bufs = true;
-    }
-
-    rc = rp_probe_ops(e, why, why_len);
-    if (rc < 0) {
-        rp_bufring_free(e, true);
-        io_uring_queue_exit(&e->ring);
-        free(e);
-        return rc;
-    }
-
-    /*
-     * A registered ring fd saves an fdget per enter, but registrations are
-     * per thread: only when one thread owns the ring.
-     */
-    if (!(e->params_flags & RP_ENGINE_SHARED_THREADS)) {
-        (void) io_uring_register_ring_fd(&e->ring);
-    }
+    rp_engine_t  *e = &u->e;
+    int           n;
 
     n = snprintf(e->desc, sizeof(e->desc), "io_uring: sq %u, cq %u, %s",
-                 e->ring.sq.ring_entries, e->ring.cq.ring_entries,
-                 (e->setup_flags & IORING_SETUP_DEFER_TASKRUN)
+                 u->ring.sq.ring_entries, u->ring.cq.ring_entries,
+                 (u->setup_flags & IORING_SETUP_DEFER_TASKRUN)
                  ? "defer_taskrun"
-                 : (e->setup_flags & IORING_SETUP_COOP_TASKRUN)
+                 : (u->setup_flags & IORING_SETUP_COOP_TASKRUN)
                    ? "coop_taskrun" : "plain");
     if (n > 0 && (size_t) n < sizeof(e->desc)) {
         if (e->has_bufs) {
@@ -404,382 +588,280 @@ rp_engine_create(const rp_engine_params_t *p, rp_event_cb cb,
             snprintf(e->desc + n, sizeof(e->desc) - n, ", no buffer ring");
         }
     }
-
-    *out = e;
-    return 0;
-}
-
-static void
-rp_ops_free_all(rp_engine_t *e)
-{
-    unsigned  i;
-
-    for (i = 0; i < e->n_op_chunks; i++) {
-        free(e->op_chunks[i]);
-    }
-    free(e->op_chunks);
-    e->op_chunks = NULL;
-    e->n_op_chunks = 0;
-    e->op_free = NULL;
-}
-
-RP_EXPORT void
-rp_engine_destroy(rp_engine_t *e)
-{
-    struct io_uring_sqe  *sqe;
-    int                   i;
-
-    if (e == NULL) {
-        return;
-    }
-
-    /*
-     * Ask the kernel to let go of everything, and give it a moment, so no
-     * receive writes into buffers being unmapped.  The host hears nothing
-     * more.
-     */
-    e->cb = NULL;
-    if (e->ops_live > 0) {
-        sqe = rp_get_sqe(e);
-        if (sqe != NULL) {
-            io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
-            sqe->user_data = RP_UD_CANCEL;
-        }
-        for (i = 0; i < 20 && e->ops_live > 0; i++) {
-            if (rp_engine_wait(e, 5) < 0) {
-                break;
-            }
-        }
-    }
-
-    rp_fd_drop_all(e, true);
-    io_uring_queue_exit(&e->ring);
-    rp_bufring_free(e, false);
-    rp_ops_free_all(e);
-    free(e);
-}
-
-RP_EXPORT void
-rp_engine_forget(rp_engine_t *e)
-{
-    if (e == NULL) {
-        return;
-    }
-
-    /*
-     * The parent still owns the ring and the kernel's view of the buffers:
-     * submit nothing, call no host callback, just drop this copy.
-     */
-    rp_fd_drop_all(e, false);
-    io_uring_queue_exit(&e->ring);
-    rp_bufring_free(e, false);
-    rp_ops_free_all(e);
-    free(e);
-}
-
-RP_EXPORT const char *
-rp_engine_name(const rp_engine_t *e)
-{
-    (void) e;
-    return rp_name;
-}
-
-RP_EXPORT const char *
-rp_engine_describe(const rp_engine_t *e)
-{
-    return e->desc;
-}
-
-/* An SQE, flushing the SQ to the kernel first if it is full. */
-struct io_uring_sqe *
-rp_get_sqe(rp_engine_t *e)
-{
-    struct io_uring_sqe  *sqe;
-    int                   rc, tries;
-
-    /*
-     * A full SQ is submitted to make room, as io_uring_get_sqe()'s callers
-     * do.  -EBUSY or -EAGAIN (completions the kernel cannot post yet, short
-     * of memory) may pass once the overflowed completions are flushed, so
-     * the submit is tried again a few times; any other error (-EEXIST: not
-     * the ring's issuer; a ring the kernel refuses) will not pass.  Then,
-     * like io_uring_get_sqe(), NULL: the caller fails its operation or
-     * retries it on the next pass; it never spins here.
-     */
-    for (tries = 0; tries < 4; tries++) {
-        sqe = io_uring_get_sqe(&e->ring);
-        if (sqe != NULL) {
-            e->st.sqes++;
-            return sqe;
-        }
-        e->st.sq_full++;
-        rc = rp_submit_now(e);
-        if (rc < 0 && rc != -EBUSY && rc != -EAGAIN && rc != -EINTR) {
-            break;
-        }
-        if (rc < 0) {
-            (void) io_uring_get_events(&e->ring);
-        }
-    }
-    return NULL;
 }
 
 int
-rp_submit_now(rp_engine_t *e)
+rp_be_create(const rp_engine_params_t *p, rp_engine_t **out, char *why,
+    size_t why_len)
 {
-    int  rc;
+    rp_uring_t  *u;
+    int          rc;
 
-    e->st.enters++;
-    rc = io_uring_submit(&e->ring);
-    return rc;
-}
-
-#ifdef RP_FAULT_INJECTION
-
-static long  rp_fault_nth, rp_fault_seen;
-
-RP_EXPORT int
-rp_fault_alloc(void)
-{
-    return ++rp_fault_seen == rp_fault_nth;
-}
-
-RP_EXPORT void
-rp_fault_set(long nth)
-{
-    rp_fault_nth = nth;
-    rp_fault_seen = 0;
-}
-
-RP_EXPORT long
-rp_fault_count(void)
-{
-    return rp_fault_seen;
-}
-
-#endif
-
-rp_op_t *
-rp_op_new(rp_engine_t *e, rp_fd_t *f, enum rp_op_kind kind)
-{
-    rp_op_t   *op, *chunk;
-    void     **chunks;
-    unsigned   i;
-
-    if (e->op_free == NULL) {
-        chunk = rp_fault_alloc() ? NULL
-                : calloc(RP_OPS_PER_CHUNK, sizeof(rp_op_t));
-        if (chunk == NULL) {
-            return NULL;
-        }
-        chunks = rp_fault_alloc() ? NULL
-                 : realloc(e->op_chunks,
-                           (e->n_op_chunks + 1) * sizeof(void *));
-        if (chunks == NULL) {
-            free(chunk);
-            return NULL;
-        }
-        e->op_chunks = chunks;
-        e->op_chunks[e->n_op_chunks++] = chunk;
-        for (i = 0; i < RP_OPS_PER_CHUNK; i++) {
-            chunk[i].next_free = e->op_free;
-            e->op_free = &chunk[i];
-        }
+    u = rp_fault_alloc() ? NULL : calloc(1, sizeof(*u));
+    if (u == NULL) {
+        rp_why(why, why_len, "io_uring engine: %s", strerror(ENOMEM));
+        return -ENOMEM;
     }
 
-    op = e->op_free;
-    e->op_free = op->next_free;
-    op->next_free = NULL;
-    op->fd = f;
-    op->kind = (uint8_t) kind;
-    op->multishot = 0;
-    op->gen = f->gen;
-    f->refs++;
-    e->ops_live++;
-    return op;
-}
-
-void
-rp_op_free(rp_engine_t *e, rp_op_t *op)
-{
-    rp_op_t  **pp;
-
-    if (op->cancel_pending) {
-        for (pp = &e->cancels; *pp != NULL; pp = &(*pp)->cancel_next) {
-            if (*pp == op) {
-                *pp = op->cancel_next;
-                break;
-            }
-        }
-        op->cancel_pending = 0;
-        op->cancel_next = NULL;
-    }
-    op->fd = NULL;
-    op->kind = 0;
-    e->ops_live--;
-    op->next_free = e->op_free;
-    e->op_free = op;
-}
-
-static void
-rp_reap(rp_engine_t *e, int *handled)
-{
-    struct io_uring_cqe  *cqes[RP_REAP_BATCH];
-    struct {
-        uint64_t  ud;
-        int32_t   res;
-        uint32_t  flags;
-    }                     batch[RP_REAP_BATCH];
-    unsigned              n, i, budget;
-
-    /*
-     * A bounded reap: completions that callbacks cause while it runs are
-     * left for the next pass, so a busy fd cannot keep the loop here.
-     */
-    budget = e->ring.cq.ring_entries * 2;
-
-    while (budget > 0) {
-        /*
-         * Completions that did not fit wait in the kernel's overflow list
-         * (NODROP); peek_batch fetches them with an enter of its own.
-         */
-        if (io_uring_cq_has_overflow(&e->ring)) {
-            e->st.cq_overflow++;
-            e->st.enters++;
-        }
-        n = io_uring_peek_batch_cqe(&e->ring, cqes,
-                                    budget < RP_REAP_BATCH ? budget
-                                                           : RP_REAP_BATCH);
-        if (n == 0) {
-            return;
-        }
-
-        /*
-         * Copy and release the CQ slots before calling the host, which may
-         * close fds and submit from its callback.
-         */
-        for (i = 0; i < n; i++) {
-            batch[i].ud = cqes[i]->user_data;
-            batch[i].res = cqes[i]->res;
-            batch[i].flags = cqes[i]->flags;
-        }
-        io_uring_cq_advance(&e->ring, n);
-        e->st.cqes += n;
-        *handled += (int) n;
-        budget -= n;
-
-        for (i = 0; i < n; i++) {
-            if (batch[i].ud == RP_UD_CANCEL || batch[i].ud == 0) {
-                continue;
-            }
-            rp_fd_complete(e, (rp_op_t *) (uintptr_t) batch[i].ud,
-                           batch[i].res, batch[i].flags);
-        }
-    }
-}
-
-RP_EXPORT int
-rp_engine_wait(rp_engine_t *e, int timeout_ms)
-{
-    return rp_engine_wait_us(e, timeout_ms < 0 ? -1
-                                : (long long) timeout_ms * 1000);
-}
-
-RP_EXPORT int
-rp_engine_wait_us(rp_engine_t *e, long long timeout_us)
-{
-    struct __kernel_timespec   ts;
-    struct io_uring_cqe       *cqe;
-    int                        rc, handled = 0;
-
-    long long                  flush_us;
-
-    e->st.waits++;
-
-    rp_fd_prepare(e);
-
-    /* closed fds still sending have a deadline the host knows nothing of */
-    flush_us = rp_fd_flush_wait_us(e);
-    if (flush_us >= 0 && (timeout_us < 0 || flush_us < timeout_us)) {
-        timeout_us = flush_us;
-    }
-
-    /*
-     * One system call: submit what the pass queued and wait, with the
-     * host's timeout.  Even a zero timeout enters with GETEVENTS so that
-     * deferred task work (DEFER_TASKRUN) runs.  liburing enters only when
-     * there is something to submit or nothing to reap.
-     */
-    if (io_uring_sq_ready(&e->ring) > 0 || io_uring_cq_ready(&e->ring) == 0) {
-        e->st.enters++;
-    }
-
-    if (timeout_us < 0) {
-        rc = io_uring_submit_and_wait_timeout(&e->ring, &cqe, 1, NULL, NULL);
-    } else {
-        ts.tv_sec = timeout_us / 1000000;
-        ts.tv_nsec = (timeout_us % 1000000) * 1000;
-        rc = io_uring_submit_and_wait_timeout(&e->ring, &cqe, 1, &ts, NULL);
-    }
-
-    if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY
-        && rc != -EAGAIN)
-    {
+    rc = rp_ring_init(u, p, why, why_len);
+    if (rc < 0) {
+        free(u);
         return rc;
     }
 
-    rp_reap(e, &handled);
-
-    if (rc == -EINTR && handled == 0) {
-        return -EINTR;
+    if (p->buf_count != RP_NO_BUFFERS) {
+        rc = rp_bufring_init(u, p->buf_count, p->buf_size);
+        if (rc < 0) {
+            if (rc == -EINVAL || rc == -EOPNOTSUPP) {
+                rp_why(why, why_len, "io_uring lacks provided buffer "
+                             "rings (needs Linux >= 5.19)");
+            } else {
+                rp_why(why, why_len, "io_uring buffer ring of %u x %u "
+                       "failed (%s)", p->buf_count, p->buf_size,
+                       strerror(-rc));
+            }
+            io_uring_queue_exit(&u->ring);
+            free(u);
+            return rc;
+        }
+        u->e.has_bufs = true;
     }
-    return handled;
+
+    rc = rp_probe_ops(u, why, why_len);
+    if (rc < 0) {
+        rp_bufring_free(u, true);
+        io_uring_queue_exit(&u->ring);
+        free(u);
+        return rc;
+    }
+
+    /*
+     * A registered ring fd saves an fdget per enter, but registrations are
+     * per thread: only when one thread owns the ring.
+     */
+    if (!(p->flags & RP_ENGINE_SHARED_THREADS)) {
+        (void) io_uring_register_ring_fd(&u->ring);
+    }
+
+    /* the counters start with the engine's life, not the probe's */
+    memset(&u->e.st, 0, sizeof(u->e.st));
+    u->e.reap_budget = u->ring.cq.ring_entries * 2;
+    rp_describe(u);
+
+    *out = &u->e;
+    return 0;
 }
 
-RP_EXPORT int
-rp_engine_flush(rp_engine_t *e)
+void
+rp_be_destroy(rp_engine_t *e, bool forget)
 {
-    rp_fd_prepare(e);
-    if (io_uring_sq_ready(&e->ring) == 0) {
+    rp_uring_t  *u = rp_uring(e);
+
+    (void) forget;      /* the ring's memory is this process's either way */
+    io_uring_queue_exit(&u->ring);
+    rp_bufring_free(u, false);
+    free(u);
+}
+
+const char *
+rp_be_name(void)
+{
+    return "io_uring";
+}
+
+rp_fd_t *
+rp_be_fd_new(rp_engine_t *e)
+{
+    rp_uring_fd_t  *uf;
+
+    (void) e;
+    uf = rp_fault_alloc() ? NULL : calloc(1, sizeof(*uf));
+    return uf != NULL ? &uf->f : NULL;
+}
+
+void
+rp_be_fd_free(rp_engine_t *e, rp_fd_t *f)
+{
+    (void) e;
+    free((rp_uring_fd_t *) f);
+}
+
+/* ---- requests ------------------------------------------------------------ */
+
+int
+rp_be_poll(rp_engine_t *e, rp_op_t *op, rp_socket_t s, unsigned events,
+    bool multishot)
+{
+    struct io_uring_sqe  *sqe;
+
+    sqe = rp_get_sqe(rp_uring(e));
+    if (sqe == NULL) {
+        return -EBUSY;
+    }
+    if (multishot) {
+        io_uring_prep_poll_multishot(sqe, s, events);
+    } else {
+        io_uring_prep_poll_add(sqe, s, events);
+    }
+    io_uring_sqe_set_data(sqe, op);
+    return 0;
+}
+
+int
+rp_be_recv(rp_engine_t *e, rp_op_t *op, rp_socket_t s)
+{
+    struct io_uring_sqe  *sqe;
+
+    sqe = rp_get_sqe(rp_uring(e));
+    if (sqe == NULL) {
+        return -EBUSY;
+    }
+    io_uring_prep_recv_multishot(sqe, s, NULL, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = RP_BGID;
+    io_uring_sqe_set_data(sqe, op);
+    return 0;
+}
+
+int
+rp_be_send(rp_engine_t *e, rp_op_t *op, rp_socket_t s,
+    const rp_iovec_t *iov, int n)
+{
+    struct io_uring_sqe  *sqe;
+    rp_uring_fd_t        *uf = (rp_uring_fd_t *) op->fd;
+
+    sqe = rp_get_sqe(rp_uring(e));
+    if (sqe == NULL) {
+        return -EBUSY;
+    }
+    if (n == 1) {
+        io_uring_prep_send(sqe, s, iov[0].iov_base, iov[0].iov_len,
+                           RP_SEND_FLAGS);
+    } else {
+        memset(&uf->msg, 0, sizeof(uf->msg));
+        uf->msg.msg_iov = (struct iovec *) iov;
+        uf->msg.msg_iovlen = (size_t) n;
+        io_uring_prep_sendmsg(sqe, s, &uf->msg, RP_SEND_FLAGS);
+    }
+    io_uring_sqe_set_data(sqe, op);
+    return 0;
+}
+
+int
+rp_be_cancel(rp_engine_t *e, rp_op_t *op)
+{
+    struct io_uring_sqe  *sqe;
+
+    sqe = rp_get_sqe(rp_uring(e));
+    if (sqe == NULL) {
+        return -EBUSY;
+    }
+    io_uring_prep_cancel64(sqe, (uint64_t) (uintptr_t) op, 0);
+    sqe->user_data = RP_UD_CANCEL;
+    return 0;
+}
+
+int
+rp_be_cancel_sock(rp_engine_t *e, rp_socket_t s)
+{
+    struct io_uring_sqe  *sqe;
+
+    sqe = rp_get_sqe(rp_uring(e));
+    if (sqe == NULL) {
+        return -EBUSY;
+    }
+    io_uring_prep_cancel_fd(sqe, s, IORING_ASYNC_CANCEL_ALL);
+    sqe->user_data = RP_UD_CANCEL;
+    return 0;
+}
+
+int
+rp_be_cancel_all(rp_engine_t *e)
+{
+    struct io_uring_sqe  *sqe;
+
+    sqe = rp_get_sqe(rp_uring(e));
+    if (sqe == NULL) {
+        return -EBUSY;
+    }
+    io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+    sqe->user_data = RP_UD_CANCEL;
+    return 0;
+}
+
+/* ---- submit, wait, reap -------------------------------------------------- */
+
+int
+rp_be_submit(rp_engine_t *e, bool run)
+{
+    rp_uring_t  *u = rp_uring(e);
+
+    if (io_uring_sq_ready(&u->ring) == 0) {
         return 0;
     }
-    return rp_submit_now(e);
+    return rp_uring_enter(u, run ? RP_ENTER_SUBMIT_RUN : RP_ENTER_SUBMIT, 0);
 }
 
-RP_EXPORT void
-rp_engine_stats(const rp_engine_t *e, rp_stats_t *st)
+int
+rp_be_wait(rp_engine_t *e, long long timeout_us)
 {
-    *st = e->st;
-    st->bufs_in_use_now = e->has_bufs ? e->bufs.in_use : 0;
-}
+    int  rc;
 
-RP_EXPORT size_t
-rp_stats_format(const rp_stats_t *st, char *buf, size_t len)
-{
-    int  n;
+    rc = rp_uring_enter(rp_uring(e), RP_ENTER_WAIT, timeout_us);
 
-    n = snprintf(buf, len,
-                 "enters=%llu waits=%llu sqes=%llu cqes=%llu recv_bytes=%llu "
-                 "send_bytes=%llu enobufs=%llu rearms=%llu cancels=%llu "
-                 "stale=%llu sq_full=%llu cq_overflow=%llu send_partial=%llu "
-                 "flush_timeouts=%llu bufs_in_use=%u fds=%u",
-                 (unsigned long long) st->enters,
-                 (unsigned long long) st->waits,
-                 (unsigned long long) st->sqes,
-                 (unsigned long long) st->cqes,
-                 (unsigned long long) st->recv_bytes,
-                 (unsigned long long) st->send_bytes,
-                 (unsigned long long) st->enobufs,
-                 (unsigned long long) st->rearms,
-                 (unsigned long long) st->cancels,
-                 (unsigned long long) st->stale,
-                 (unsigned long long) st->sq_full,
-                 (unsigned long long) st->cq_overflow,
-                 (unsigned long long) st->send_partial,
-                 (unsigned long long) st->flush_timeouts,
-                 st->bufs_in_use_now, st->fds_open_now);
-    if (n < 0) {
+    /* out of time, or completions the kernel could not post yet */
+    if (rc == -ETIME || rc == -EBUSY || rc == -EAGAIN) {
         return 0;
     }
-    return (size_t) n < len ? (size_t) n : (len ? len - 1 : 0);
+    return rc < 0 ? rc : 0;
+}
+
+unsigned
+rp_be_reap(rp_engine_t *e, rp_done_t *out, unsigned max)
+{
+    rp_uring_t           *u = rp_uring(e);
+    struct io_uring_cqe  *cqe;
+    unsigned              n = 0, head;
+
+    /*
+     * Completions that did not fit wait in the kernel's overflow list
+     * (NODROP); an enter with GETEVENTS moves them into the CQ.
+     */
+    if (io_uring_cq_has_overflow(&u->ring)) {
+        e->st.cq_overflow++;
+        if (io_uring_cq_ready(&u->ring) == 0) {
+            (void) rp_uring_enter(u, RP_ENTER_EVENTS, 0);
+        }
+    }
+
+    io_uring_for_each_cqe(&u->ring, head, cqe) {
+        if (n == max) {
+            break;
+        }
+        out[n].op = cqe->user_data > RP_UD_LAST
+                    ? (rp_op_t *) (uintptr_t) cqe->user_data : NULL;
+        out[n].res = cqe->res;
+        out[n].flags = 0;
+        out[n].bid = 0;
+        if (cqe->flags & IORING_CQE_F_MORE) {
+            out[n].flags |= RP_DONE_MORE;
+        }
+        if (cqe->flags & IORING_CQE_F_BUFFER) {
+            out[n].flags |= RP_DONE_BUF;
+            out[n].bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+        }
+        n++;
+    }
+    io_uring_cq_advance(&u->ring, n);
+    return n;
+}
+
+void
+rp_be_buf_put(rp_engine_t *e, uint32_t bid)
+{
+    rp_uring_t  *u = rp_uring(e);
+
+    io_uring_buf_ring_add(u->br, rp_buf_addr(e, bid), e->bufs.size,
+                          (uint16_t) bid, u->br_mask, 0);
+    io_uring_buf_ring_advance(u->br, 1);
 }

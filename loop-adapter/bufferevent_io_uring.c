@@ -696,7 +696,7 @@ bev_io_uring_consider_writing(struct bufferevent_io_uring *beu)
 	struct bufferevent *bev = &beu->bev.bev;
 	struct evbuffer *output = bev->output;
 	struct evbuffer_chain *chain;
-	struct iovec iov[BEV_IO_URING_IOV];
+	rp_iovec_t iov[BEV_IO_URING_IOV];
 	size_t at_most, sum = 0, take;
 	ev_ssize_t limit;
 	int n = 0, r;

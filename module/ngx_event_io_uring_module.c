@@ -2038,7 +2038,7 @@ ngx_io_uring_send(ngx_connection_t *c, u_char *buf, size_t size)
     int                 rc;
     size_t              room;
     ssize_t             n;
-    struct iovec        iov;
+    rp_iovec_t          iov;
     ngx_event_t        *wev;
     ngx_io_uring_fd_t  *fe;
 
@@ -2136,7 +2136,7 @@ ngx_io_uring_send_chain(ngx_connection_t *c, ngx_chain_t *in, off_t limit)
     ngx_uint_t          pread;
     ngx_chain_t        *cl;
     ngx_event_t        *wev;
-    struct iovec        iovs[NGX_IOVS_PREALLOCATE];
+    rp_iovec_t          iovs[NGX_IOVS_PREALLOCATE];
     ngx_io_uring_fd_t  *fe;
 
     fe = ngx_io_uring_conn(c);

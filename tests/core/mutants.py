@@ -28,24 +28,23 @@ MUTANTS = [
        "    }\n    if (f->fin_op != NULL) {",
        "    if (f->fin_op != NULL) {")]),
     ("close-cancel-without-task-work", "close", "no-wait",
-     [("fd.c", "(void) io_uring_submit_and_get_events(&e->ring);\n    }\n\n"
-       "    rp_fd_maybe_free(e, f);",
-       "(void) io_uring_submit(&e->ring);\n    }\n\n    rp_fd_maybe_free(e, f);")]),
+     [("fd.c", "    (void) rp_be_submit(e, true);\n\n    rp_fd_maybe_free(e, f);",
+       "    (void) rp_be_submit(e, false);\n\n    rp_fd_maybe_free(e, f);")]),
     ("replaced-poll-not-dropped", "poll", "rearm",
      [("fd.c", "    if (!current) {\n        e->st.stale++;\n        return;\n    }",
        "    if (0) {\n    }")]),
     ("oneshot-poll-is-multishot", "poll", "oneshot",
-     [("fd.c", "        io_uring_prep_poll_add(sqe, f->fd, events);",
-       "        io_uring_prep_poll_multishot(sqe, f->fd, events);")]),
+     [("uring.c", "        io_uring_prep_poll_add(sqe, s, events);",
+       "        io_uring_prep_poll_multishot(sqe, s, events);")]),
     ("no-rearm-after-enobufs", "recv", "enobufs-copy",
      [("fd.c", "            e->st.rearms++;\n            if (rp_recv_arm(e, f) < 0) {\n"
-       "                f->rearm_recv = 1;      /* no op or SQE: the next pass */\n"
+       "                f->rearm_recv = 1;      /* no op or room: the next pass */\n"
        "                rp_rearm_later(e, f);\n            }\n"
        "        }\n        rp_fd_maybe_free(e, f);",
        "            e->st.rearms++;\n        }\n        rp_fd_maybe_free(e, f);")]),
     ("ref-send-queues-a-prefix", "nomem", "ref-send",
      [("fd.c", "            *tail = s;\n            tail = &s->next;\n            last = s;",
-       "            rp_seg_append(f, s);\n            f->sq_bytes += s->len;\n"
+       "            rp_seg_append(f, s);\n            f->sendq_bytes += s->len;\n"
        "            last = s;")]),
     ("copy-send-fills-before-allocating", "nomem", "copy-send",
      [("fd.c", "        if (total > room) {", "        if (0) {"),
@@ -59,8 +58,8 @@ MUTANTS = [
       ("uring.c", "        if (rc < 0 && rc != -EBUSY && rc != -EAGAIN && rc != -EINTR) {\n"
        "            break;\n        }\n", "")]),
     ("max-queued-ignored", "recv", "max-queued",
-     [("fd.c", "if (f->rq_max != 0 && f->rq_bytes > f->rq_max && f->recv_op != NULL)",
-       "if (0)")]),
+     [("fd.c", "if (f->recvq_max != 0 && f->recvq_bytes > f->recvq_max\n"
+       "        && f->recv_op != NULL)", "if (0)")]),
     ("fin-watch-never-armed", "recv", "fin-watch",
      [("fd.c", "    if (!f->fin_watch || f->closed || f->fin_op != NULL || f->peer_fin",
        "    if (1 || f->closed || f->fin_op != NULL || f->peer_fin")]),
@@ -76,8 +75,8 @@ MUTANTS = [
      [("fd.c", "            m->len = (uint32_t) res;",
        "            m->len = (uint32_t) res - (res > 1000);")]),
     ("two-sends-in-flight", "send", "",
-     [("fd.c", "if (f->send_op == NULL && f->sq_head != NULL && f->send_err == 0)",
-       "if (f->sq_head != NULL && f->send_err == 0)"),
+     [("fd.c", "if (f->send_op == NULL && f->sendq_head != NULL && f->send_err == 0)",
+       "if (f->sendq_head != NULL && f->send_err == 0)"),
       ("fd.c", "if (!f->send_dirty && f->send_op == NULL) {",
        "if (!f->send_dirty) {")]),
     ("done-called-before-sent", "send", "8mib-small-sndbuf-ref",
@@ -87,19 +86,19 @@ MUTANTS = [
      [("fd.c", "                memcpy(s->data + s->len, p, n);",
        "                memset(s->data + s->len, 0, n);")]),
     ("close-flush-ignored", "close", "flush-4mib",
-     [("fd.c", "flush = (flags & RP_CLOSE_FLUSH) && f->sq_bytes > 0 && f->send_err == 0;",
-       "flush = 0;")]),
+     [("fd.c", "flush = (flags & RP_CLOSE_FLUSH) && f->sendq_bytes > 0\n"
+       "            && f->send_err == 0;", "flush = 0;")]),
     ("completions-routed-by-fd-number", "fd-reuse", "in-callback",
-     [("fd.c", "void\nrp_fd_complete(rp_engine_t *e, rp_op_t *op, int res, unsigned flags)\n"
-       "{\n    rp_fd_t  *f = op->fd;",
-       "void\nrp_fd_complete(rp_engine_t *e, rp_op_t *op, int res, unsigned flags)\n"
-       "{\n    rp_fd_t  *f = op->fd, *g;\n"
+     [("fd.c", "void\nrp_fd_complete(rp_engine_t *e, const rp_done_t *d)\n"
+       "{\n    rp_op_t  *op = d->op;\n    rp_fd_t  *f = op->fd;",
+       "void\nrp_fd_complete(rp_engine_t *e, const rp_done_t *d)\n"
+       "{\n    rp_op_t  *op = d->op;\n    rp_fd_t  *f = op->fd, *g;\n"
        "    for (g = e->fds; g != NULL; g = g->next) {\n"
        "        if (!g->closed && g->fd == op->fd->fd) { f = g; op->fd = g; break; }\n"
        "    }")]),
     ("forget-submits-on-shared-ring", "fork", "",
-     [("uring.c", "    rp_fd_drop_all(e, false);\n    io_uring_queue_exit(&e->ring);",
-       "    rp_engine_destroy(e); return;\n    io_uring_queue_exit(&e->ring);")]),
+     [("engine.c", "    rp_fd_drop_all(e, false);\n    rp_bufs_meta_free(e);",
+       "    rp_engine_destroy(e); return;\n    rp_bufs_meta_free(e);")]),
 ]
 
 
@@ -114,7 +113,7 @@ def build(name, edits):
             return None
         open(p, "w").write(src.replace(old, new, 1))
     objs = []
-    for c in ("uring.c", "bufring.c", "fd.c"):
+    for c in ("engine.c", "fd.c", "bufs.c", "uring.c", "os-posix.c"):
         o = os.path.join(d, c[:-2] + ".o")
         subprocess.run(["cc"] + CFLAGS + ["-fPIC", "-I" + os.path.join(d, "core"),
                         "-c", "-o", o, os.path.join(d, "core", c)], check=True)

@@ -316,7 +316,7 @@ flush_case(size_t total)
     t_peers_t     ps;
     rp_stats_t    st;
     uint8_t      *data = NULL;
-    struct iovec  iov;
+    rp_iovec_t  iov;
     int           lfd = -1, fd = -1, rc, started = 0, rcv = 32 * 1024;
 
     cb_bad = done_calls = 0;
@@ -432,7 +432,7 @@ flush_timeout_case(int idle)
     rp_engine_t        *e = NULL;
     conn_t              c = { 0 };
     rp_stats_t          st;
-    struct iovec        iov;
+    rp_iovec_t        iov;
     uint8_t            *data = NULL;
     size_t              total = 4 * 1024 * 1024;
     char                why[256];
@@ -528,7 +528,7 @@ case_flush_slow_reader(void)
     t_peer_t            peer;
     t_peers_t           ps;
     rp_stats_t          st;
-    struct iovec        iov;
+    rp_iovec_t        iov;
     uint8_t            *data = NULL;
     size_t              total = 2 * 1024 * 1024;
     char                why[256];
@@ -633,7 +633,7 @@ case_drop_sends(void)
     t_peer_t      peer;
     t_peers_t     ps;
     uint8_t      *data = NULL;
-    struct iovec  iov;
+    rp_iovec_t  iov;
     size_t        part = 1024 * 1024;
     int           lfd = -1, fd = -1, rc, i, started = 0;
 
@@ -820,7 +820,7 @@ case_destroy_busy(void)
 {
     static uint8_t  big[1 << 20];
     rp_engine_t    *e;
-    struct iovec    iov = { big, sizeof(big) };
+    rp_iovec_t    iov = { big, sizeof(big) };
     const void     *p;
     size_t          len;
     uint8_t         buf[8192];

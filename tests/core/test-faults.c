@@ -12,7 +12,7 @@
  */
 
 #include "harness.h"
-#include "uring-int.h"
+#include "engine.h"
 
 #ifndef RP_FAULT_INJECTION
 #error "build with -DRP_FAULT_INJECTION"
@@ -42,7 +42,7 @@ scenario(void)
     rp_fd_t             *f = NULL, *g = NULL;
     char                 why[256];
     uint8_t              buf[8192], *mem;
-    struct iovec         iov, iov2[2];
+    rp_iovec_t         iov, iov2[2];
     uint64_t             up_got = 0, down_sent = 0, down_got = 0;
     size_t               n, len;
     ssize_t              r;

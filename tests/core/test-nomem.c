@@ -84,7 +84,7 @@ static void
 case_ref(void)
 {
     rp_engine_t   *e = NULL;
-    struct iovec   iov[3];
+    rp_iovec_t   iov[3];
     uint8_t       *mem = NULL;
     int            lfd = -1, fd = -1, peer = -1, rc, i;
     size_t         part = 1000;
@@ -148,7 +148,7 @@ static void
 case_copy(void)
 {
     rp_engine_t   *e = NULL;
-    struct iovec   iov;
+    rp_iovec_t   iov;
     uint8_t       *mem = NULL;
     int            lfd = -1, fd = -1, peer = -1, rc;
     size_t         small = 100, big = 64 << 10;

@@ -97,7 +97,7 @@ send_case(size_t total, int n, int copy, int iovs)
     t_peer_t      peer;
     t_peers_t     ps;
     rp_stats_t    st;
-    struct iovec  iov[16];
+    rp_iovec_t  iov[16];
     uint8_t      *mem = NULL;
     uint64_t      rng = total + n, expect_sent;
     size_t        off = 0, cuts[MAX_SENDS + 1];
@@ -286,7 +286,7 @@ case_reset(void)
 {
     conn_t          c;
     struct linger   lg = { 1, 0 };
-    struct iovec    iov;
+    rp_iovec_t    iov;
     uint8_t        *mem = NULL;
     size_t          total = 4 << 20;
     int             lfd = -1, fd = -1, peer = -1, rc;

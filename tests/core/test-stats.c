@@ -148,7 +148,7 @@ case_counters(void)
         b.bufs_in_use_now);
 
     /* Sends. */
-    CHECK(rp_send(e, c.f, &(struct iovec) { buf, 300 }, 1, RP_SEND_COPY,
+    CHECK(rp_send(e, c.f, &(rp_iovec_t) { buf, 300 }, 1, RP_SEND_COPY,
         NULL, NULL) == 0, "rp_send");
     CHECK(rp_send_pending(c.f) == 300, "pending %zu", rp_send_pending(c.f));
     rc = t_loop(e, is_sent, &c, 10, 2000);

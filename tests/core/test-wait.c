@@ -143,7 +143,7 @@ case_sq_full(void)
         rc = rp_recv_start(eng, c->f, 0);
         CHECK(rc == 0, "rp_recv_start: %s", strerror(-rc));
         t_pat_fill(1000 + i, 0, buf, OUT);
-        rc = rp_send(eng, c->f, &(struct iovec) { buf, OUT }, 1,
+        rc = rp_send(eng, c->f, &(rp_iovec_t) { buf, OUT }, 1,
             RP_SEND_COPY, NULL, NULL);
         CHECK(rc == 0, "rp_send: %s", strerror(-rc));
         calls += 2;
@@ -420,7 +420,7 @@ case_flush(void)
     CHECK(t_pair(lfd, &c.fd, &peer) == 0, "pair");
     c.f = rp_fd_open(eng, c.fd, &c);
     CHECK(c.f != NULL, "rp_fd_open");
-    rc = rp_send(eng, c.f, &(struct iovec) { "flushed", 7 }, 1,
+    rc = rp_send(eng, c.f, &(rp_iovec_t) { "flushed", 7 }, 1,
         RP_SEND_COPY, NULL, NULL);
     CHECK(rc == 0, "rp_send: %s", strerror(-rc));
     rc = rp_engine_flush(eng);

@@ -212,7 +212,7 @@ peer_write(conn_t *c, size_t n)
 static void
 host_send(conn_t *c, size_t n, int ref)
 {
-    struct iovec  iov[2];
+    rp_iovec_t  iov[2];
     uint8_t      *mem;
     refarg_t     *r;
     size_t        i, half;
