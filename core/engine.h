@@ -36,6 +36,14 @@
 RP_EXPORT int rp_fault_alloc(void);
 RP_EXPORT void rp_fault_set(long nth);      /* 0: none */
 RP_EXPORT long rp_fault_count(void);        /* allocations asked about */
+/*
+ * Ask the kernel interface itself to open path, as a request on the
+ * engine's ring beside the engine's own (io_uring: an IORING_OP_OPENAT).
+ * Returns what the kernel answered: -EACCES when the engine's restriction
+ * to its own requests holds, a descriptor (closed again) when it does not.
+ * For an idle engine only.
+ */
+RP_EXPORT int rp_test_open_file(rp_engine_t *e, const char *path);
 #else
 #define rp_fault_alloc()  0
 #endif

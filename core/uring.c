@@ -26,6 +26,11 @@
  *  - Sends use MSG_WAITALL (the kernel continues short sends on stream
  *    sockets) and MSG_NOSIGNAL; one piece is a SEND, more a SENDMSG.
  *  - The flush duplicate is a dup() (F_DUPFD_CLOEXEC), closed with close().
+ *  - The ring is made disabled and enabled with IORING_REGISTER_RESTRICTIONS:
+ *    the kernel refuses any request but the engine's own (poll, cancel,
+ *    receive, send, sendmsg; buffer select the only SQE flag) and every
+ *    registration after setup, so no request on the ring can open, read or
+ *    write a file, whatever a bug in the engine or its host would submit.
  *  - Every io_uring_enter goes through rp_uring_enter(), which counts it.
  */
 
@@ -40,6 +45,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -57,7 +63,8 @@ enum rp_uring_ud {
     RP_UD_PROBE_POLL,            /* the setup probe's requests */
     RP_UD_PROBE_RECV,
     RP_UD_PROBE_CANCEL,
-    RP_UD_LAST = RP_UD_PROBE_CANCEL, /* above this: an rp_op_t's address */
+    RP_UD_TEST,                  /* rp_test_open_file() */
+    RP_UD_LAST = RP_UD_TEST,     /* above this: an rp_op_t's address */
 };
 
 /* The engine with the ring; e first, so an rp_engine_t * is one of these. */
@@ -289,6 +296,12 @@ static const unsigned rp_tiers[] = {
     0,
 };
 
+/* The only requests the ring runs: rp_be_poll, _recv, _send, _cancel*. */
+static const uint8_t rp_allowed_ops[] = {
+    IORING_OP_POLL_ADD, IORING_OP_ASYNC_CANCEL, IORING_OP_RECV,
+    IORING_OP_SEND, IORING_OP_SENDMSG,
+};
+
 static int
 rp_ring_init(rp_uring_t *u, const rp_engine_params_t *p, char *why,
     size_t why_len)
@@ -301,7 +314,8 @@ rp_ring_init(rp_uring_t *u, const rp_engine_params_t *p, char *why,
 
     for ( /* void */ ; i < sizeof(rp_tiers) / sizeof(rp_tiers[0]); i++) {
         memset(&ip, 0, sizeof(ip));
-        ip.flags = rp_tiers[i] | IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
+        ip.flags = rp_tiers[i] | IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP
+                   | IORING_SETUP_R_DISABLED;
         ip.cq_entries = p->cq_entries;
 
         rc = rp_fault_alloc() ? -ENOMEM
@@ -451,22 +465,12 @@ rp_probe_cqe(rp_uring_t *u, int *poll_more, int *poll_res, int *recv_res,
     return 0;
 }
 
-/*
- * Functional probe of what the opcode table cannot tell: multishot receive
- * with buffer select (6.0) and cancel by fd (5.19), on a socketpair.
- */
+/* The features and opcodes the engine needs, from the kernel's tables. */
 static int
-rp_probe_ops(rp_uring_t *u, char *why, size_t why_len)
+rp_probe_opcodes(rp_uring_t *u, char *why, size_t why_len)
 {
     struct io_uring_probe  *pr;
-    struct io_uring_sqe    *sqe;
-    int                     sv[2], rc, i, seen = 0, want = 0;
-    int                     poll_res = 0, poll_more = 0, recv_res = 0;
-    int                     cancel_res = 0, cancel_sent = 0;
-    static const int        need[] = {
-        IORING_OP_POLL_ADD, IORING_OP_POLL_REMOVE, IORING_OP_ASYNC_CANCEL,
-        IORING_OP_RECV, IORING_OP_SEND, IORING_OP_SENDMSG,
-    };
+    size_t                  i;
 
     if (!(u->features & IORING_FEAT_EXT_ARG)
         || !(u->features & IORING_FEAT_NODROP)
@@ -483,15 +487,81 @@ rp_probe_ops(rp_uring_t *u, char *why, size_t why_len)
                      "(needs Linux >= 6.0)");
         return -EOPNOTSUPP;
     }
-    for (i = 0; i < (int) (sizeof(need) / sizeof(need[0])); i++) {
-        if (!io_uring_opcode_supported(pr, need[i])) {
+    for (i = 0; i < sizeof(rp_allowed_ops); i++) {
+        if (!io_uring_opcode_supported(pr, rp_allowed_ops[i])) {
             io_uring_free_probe(pr);
             rp_why(why, why_len, "io_uring lacks opcode %d "
-                         "(needs Linux >= 6.0)", need[i]);
+                         "(needs Linux >= 6.0)", rp_allowed_ops[i]);
             return -EOPNOTSUPP;
         }
     }
     io_uring_free_probe(pr);
+    return 0;
+}
+
+/*
+ * io_uring_register(2) itself: liburing 2.3 declares
+ * io_uring_register_restrictions() and io_uring_enable_rings() but its
+ * shared library does not export them.
+ */
+static int
+rp_register(rp_uring_t *u, unsigned op, void *arg, unsigned n)
+{
+    long  rc;
+
+    rc = syscall(__NR_io_uring_register, u->ring.ring_fd, op, arg, n);
+    return rc < 0 ? -errno : 0;
+}
+
+/*
+ * Restrict the disabled ring to the engine's own requests, then enable it.
+ * Registrations the engine makes (the buffer ring, the ring fd) come before
+ * this; after it only the ring fd's unregistration at exit is allowed.
+ */
+static int
+rp_restrict(rp_uring_t *u, char *why, size_t why_len)
+{
+    struct io_uring_restriction  res[sizeof(rp_allowed_ops) + 2];
+    unsigned                     n = 0;
+    size_t                       i;
+    int                          rc;
+
+    memset(res, 0, sizeof(res));
+    for (i = 0; i < sizeof(rp_allowed_ops); i++) {
+        res[n].opcode = IORING_RESTRICTION_SQE_OP;
+        res[n++].sqe_op = rp_allowed_ops[i];
+    }
+    res[n].opcode = IORING_RESTRICTION_SQE_FLAGS_ALLOWED;
+    res[n++].sqe_flags = IOSQE_BUFFER_SELECT;
+    res[n].opcode = IORING_RESTRICTION_REGISTER_OP;
+    res[n++].register_op = IORING_UNREGISTER_RING_FDS;
+
+    rc = rp_register(u, IORING_REGISTER_RESTRICTIONS, res, n);
+    if (rc < 0) {
+        rp_why(why, why_len, "io_uring restrictions failed (%s)",
+               strerror(-rc));
+        return rc;
+    }
+    rc = rp_register(u, IORING_REGISTER_ENABLE_RINGS, NULL, 0);
+    if (rc < 0) {
+        rp_why(why, why_len, "io_uring ring enable failed (%s)",
+               strerror(-rc));
+        return rc;
+    }
+    return 0;
+}
+
+/*
+ * Functional probe of what the opcode table cannot tell: multishot receive
+ * with buffer select (6.0) and cancel by fd (5.19), on a socketpair.
+ */
+static int
+rp_probe_ops(rp_uring_t *u, char *why, size_t why_len)
+{
+    struct io_uring_sqe  *sqe;
+    int                   sv[2], rc, i, seen = 0, want = 0;
+    int                   poll_res = 0, poll_more = 0, recv_res = 0;
+    int                   cancel_res = 0, cancel_sent = 0;
 
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
         rc = -errno;
@@ -627,20 +697,26 @@ rp_be_create(const rp_engine_params_t *p, rp_engine_t **out, char *why,
         u->e.has_bufs = true;
     }
 
-    rc = rp_probe_ops(u, why, why_len);
-    if (rc < 0) {
-        rp_bufring_free(u, true);
-        io_uring_queue_exit(&u->ring);
-        free(u);
-        return rc;
-    }
-
     /*
      * A registered ring fd saves an fdget per enter, but registrations are
      * per thread: only when one thread owns the ring.
      */
     if (!(p->flags & RP_ENGINE_SHARED_THREADS)) {
         (void) io_uring_register_ring_fd(&u->ring);
+    }
+
+    rc = rp_probe_opcodes(u, why, why_len);
+    if (rc == 0) {
+        rc = rp_restrict(u, why, why_len);
+    }
+    if (rc == 0) {
+        rc = rp_probe_ops(u, why, why_len);
+    }
+    if (rc < 0) {
+        rp_bufring_free(u, true);
+        io_uring_queue_exit(&u->ring);
+        free(u);
+        return rc;
     }
 
     /* the counters start with the engine's life, not the probe's */
@@ -865,3 +941,42 @@ rp_be_buf_put(rp_engine_t *e, uint32_t bid)
                           (uint16_t) bid, u->br_mask, 0);
     io_uring_buf_ring_advance(u->br, 1);
 }
+
+#ifdef RP_FAULT_INJECTION
+
+RP_EXPORT int
+rp_test_open_file(rp_engine_t *e, const char *path)
+{
+    rp_uring_t           *u = rp_uring(e);
+    struct io_uring_sqe  *sqe;
+    struct io_uring_cqe  *cqe;
+    int                   rc, i;
+
+    sqe = rp_get_sqe(u);
+    if (sqe == NULL) {
+        return -EBUSY;
+    }
+    io_uring_prep_openat(sqe, AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0);
+    sqe->user_data = RP_UD_TEST;
+
+    for (i = 0; i < 100; i++) {
+        rc = rp_uring_enter(u, RP_ENTER_WAIT, 10000);
+        if (rc < 0 && rc != -ETIME && rc != -EINTR) {
+            return rc;
+        }
+        while (io_uring_peek_cqe(&u->ring, &cqe) == 0) {
+            rc = cqe->res;
+            if (cqe->user_data == RP_UD_TEST) {
+                io_uring_cqe_seen(&u->ring, cqe);
+                if (rc >= 0) {
+                    close(rc);
+                }
+                return rc;
+            }
+            io_uring_cqe_seen(&u->ring, cqe);
+        }
+    }
+    return -ETIMEDOUT;
+}
+
+#endif

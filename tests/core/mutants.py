@@ -20,6 +20,8 @@ import sys
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OUT = os.path.join(TOP, "build", "mutants")
 CFLAGS = ["-std=gnu11", "-D_GNU_SOURCE", "-O2", "-g"]
+# programs that need the test build of the engine
+TEST_BUILD = {"restrict": ["-DRP_FAULT_INJECTION"]}
 
 # name, test program, case filter, [(file, text, replacement), ...]
 MUTANTS = [
@@ -96,13 +98,16 @@ MUTANTS = [
        "    for (g = e->fds; g != NULL; g = g->next) {\n"
        "        if (!g->closed && g->fd == op->fd->fd) { f = g; op->fd = g; break; }\n"
        "    }")]),
+    ("ring-not-restricted", "restrict", "",
+     [("uring.c", "        rc = rp_restrict(u, why, why_len);",
+       "        rc = rp_register(u, IORING_REGISTER_ENABLE_RINGS, NULL, 0);")]),
     ("forget-submits-on-shared-ring", "fork", "",
      [("engine.c", "    rp_fd_drop_all(e, false);\n    rp_bufs_meta_free(e);",
        "    rp_engine_destroy(e); return;\n    rp_bufs_meta_free(e);")]),
 ]
 
 
-def build(name, edits):
+def build(name, edits, extra):
     d = os.path.join(OUT, name)
     shutil.rmtree(d, ignore_errors=True)
     shutil.copytree(os.path.join(TOP, "core"), os.path.join(d, "core"))
@@ -115,7 +120,7 @@ def build(name, edits):
     objs = []
     for c in ("engine.c", "fd.c", "bufs.c", "uring.c", "os-posix.c"):
         o = os.path.join(d, c[:-2] + ".o")
-        subprocess.run(["cc"] + CFLAGS + ["-fPIC", "-I" + os.path.join(d, "core"),
+        subprocess.run(["cc"] + CFLAGS + extra + ["-fPIC", "-I" + os.path.join(d, "core"),
                         "-c", "-o", o, os.path.join(d, "core", c)], check=True)
         objs.append(o)
     lib = os.path.join(d, "libringplug.a")
@@ -129,13 +134,14 @@ def main():
     for name, test, case, edits in MUTANTS:
         if only not in name:
             continue
-        built = build(name, edits)
+        extra = TEST_BUILD.get(test, [])
+        built = build(name, edits, extra)
         if built is None:
             print("stale       %s: the text to break is gone from core/" % name)
             continue
         d, lib = built
         exe = os.path.join(d, "test-" + test)
-        subprocess.run(["cc"] + CFLAGS + ["-I" + os.path.join(d, "core"),
+        subprocess.run(["cc"] + CFLAGS + extra + ["-I" + os.path.join(d, "core"),
                         "-I" + os.path.join(TOP, "tests", "core"), "-o", exe,
                         os.path.join(TOP, "tests", "core", "test-%s.c" % test),
                         lib, "-luring", "-lpthread"], check=True)

@@ -59,14 +59,16 @@ $(CORE_FAULT_DIR)/%.o: core/%.c $(CORE_HDRS) | $(CORE_DEPS)
 	@mkdir -p $(@D)
 	$(CC) $(CORE_CFLAGS) $(SAN_FLAGS) -DRP_FAULT_INJECTION -c -o $@ $<
 
-$(CORE_FAULT_DIR)/test-faults: tests/core/test-faults.c tests/core/harness.h \
-                               $(CORE_FAULT_OBJS)
+# test-restrict: the ring refuses requests that are not the engine's own
+$(CORE_FAULT_DIR)/test-%: tests/core/test-%.c tests/core/harness.h \
+                          $(CORE_FAULT_OBJS)
 	$(CC) $(CORE_TEST_CFLAGS) $(SAN_FLAGS) -DRP_FAULT_INJECTION -o $@ $< \
 	    $(CORE_FAULT_OBJS) $(CORE_TEST_LIBS)
 
 .PHONY: test-core-faults
-test-core-faults: $(CORE_FAULT_DIR)/test-faults tools
+test-core-faults: $(CORE_FAULT_DIR)/test-faults $(CORE_FAULT_DIR)/test-restrict \
+                  tools
 	@ASAN_OPTIONS=$${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0} \
 	 UBSAN_OPTIONS=$${UBSAN_OPTIONS:-print_stacktrace=1} \
 	 scripts/suite.sh core-faults tests/core/run.sh core-faults \
-	    $(CORE_FAULT_DIR) faults
+	    $(CORE_FAULT_DIR) faults restrict
