@@ -91,7 +91,13 @@ rp_engine_destroy(rp_engine_t *e)
 
     rp_fd_drop_all(e, true);
     rp_bufs_meta_free(e);
-    rp_ops_free_all(e);
+    /*
+     * Ops the kernel has not let go of by now stay allocated: on Windows it
+     * writes an overlapped request's status into the op when it completes.
+     */
+    if (e->ops_live == 0) {
+        rp_ops_free_all(e);
+    }
     rp_be_destroy(e, false);
 }
 
@@ -153,13 +159,13 @@ rp_fault_count(void)
 rp_op_t *
 rp_op_new(rp_engine_t *e, rp_fd_t *f, enum rp_op_kind kind)
 {
-    rp_op_t   *op, *chunk;
+    rp_op_t   *op;
+    char      *chunk;
     void     **chunks;
     unsigned   i;
 
     if (e->op_free == NULL) {
-        chunk = rp_fault_alloc() ? NULL
-                : calloc(RP_OPS_PER_CHUNK, sizeof(rp_op_t));
+        chunk = rp_fault_alloc() ? NULL : calloc(RP_OPS_PER_CHUNK, e->op_size);
         if (chunk == NULL) {
             return NULL;
         }
@@ -173,8 +179,9 @@ rp_op_new(rp_engine_t *e, rp_fd_t *f, enum rp_op_kind kind)
         e->op_chunks = chunks;
         e->op_chunks[e->n_op_chunks++] = chunk;
         for (i = 0; i < RP_OPS_PER_CHUNK; i++) {
-            chunk[i].next_free = e->op_free;
-            e->op_free = &chunk[i];
+            op = (rp_op_t *) (chunk + i * e->op_size);
+            op->next_free = e->op_free;
+            e->op_free = op;
         }
     }
 

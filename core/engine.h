@@ -110,6 +110,7 @@ struct rp_fd {
     rp_socket_t     sendfd;      /* sends go here (a duplicate after close) */
     uint32_t        gen;
     unsigned        refs;        /* ops in flight + callbacks running */
+    unsigned        flags;       /* RP_FD_* from the host */
 
     unsigned        closed:1;
     unsigned        flushing:1;  /* closed with RP_CLOSE_FLUSH, still sending */
@@ -183,6 +184,7 @@ struct rp_engine {
     rp_bufs_t       bufs;
     bool            has_bufs;
     unsigned        reap_budget; /* completions one pass handles at most */
+    size_t          op_size;     /* an op with the backend's state after it */
 
     rp_op_t        *op_free;
     rp_op_t        *cancels;     /* cancels that found no room, next pass */
@@ -211,15 +213,18 @@ struct rp_engine {
 /*
  * Make an engine: allocate it (with the backend's own state), set up the
  * kernel side, the provided-buffer pool (p->buf_count != RP_NO_BUFFERS,
- * through rp_bufs_meta_init) and probe what is required; fill e->desc and
- * e->reap_budget.  p has every default resolved.  -errno and a one-line
+ * through rp_bufs_meta_init) and probe what is required; fill e->desc,
+ * e->reap_budget and e->op_size (>= sizeof(rp_op_t): ops are allocated
+ * with that much room, the backend's own state after the rp_op_t).  p has every default resolved.  -errno and a one-line
  * reason on failure, with nothing left allocated.
  */
 int rp_be_create(const rp_engine_params_t *p, rp_engine_t **out, char *why,
     size_t why_len);
 
 /* Release the kernel side and the engine's memory.  forget: a child after
-   fork, whose kernel objects the parent still uses: only unmap and free. */
+   fork, whose kernel objects the parent still uses: only unmap and free.
+   With e->ops_live > 0 the kernel may still write into what those requests
+   use: a backend whose kernel does so keeps it. */
 void rp_be_destroy(rp_engine_t *e, bool forget);
 
 const char *rp_be_name(void);

@@ -52,6 +52,12 @@ rp_fd_set_data(rp_fd_t *f, void *fd_data)
     f->data = fd_data;
 }
 
+RP_EXPORT void
+rp_fd_set_flags(rp_fd_t *f, unsigned flags)
+{
+    f->flags = flags;
+}
+
 RP_EXPORT void *
 rp_fd_data(const rp_fd_t *f)
 {

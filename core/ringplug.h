@@ -225,6 +225,15 @@ void rp_fd_set_data(rp_fd_t *f, void *fd_data);
 void *rp_fd_data(const rp_fd_t *f);
 rp_socket_t rp_fd_fileno(const rp_fd_t *f);
 
+/* rp_fd_set_flags() flags */
+#define RP_FD_REGISTERED_IO  0x1u  /* Windows: the socket was made with
+                                      WSA_FLAG_REGISTERED_IO, so the engine
+                                      may run its data path on RIO; without
+                                      it, overlapped I/O.  Ignored elsewhere */
+
+/* Tell the engine about the socket, before its first receive or send. */
+void rp_fd_set_flags(rp_fd_t *f, unsigned flags);
+
 /* rp_fd_close() flags */
 #define RP_CLOSE_FLUSH  0x1u   /* keep sending queued bytes, then close */
 

@@ -722,6 +722,7 @@ rp_be_create(const rp_engine_params_t *p, rp_engine_t **out, char *why,
     /* the counters start with the engine's life, not the probe's */
     memset(&u->e.st, 0, sizeof(u->e.st));
     u->e.reap_budget = u->ring.cq.ring_entries * 2;
+    u->e.op_size = sizeof(rp_op_t);
     rp_describe(u);
 
     *out = &u->e;
