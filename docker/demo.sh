@@ -82,7 +82,7 @@ start nginx-io_uring ringplug-nginx 8080 --security-opt "seccomp=$profile"
 cmd "curl http://127.0.0.1:8080/"
 curl -s "http://127.0.0.1:$hport/" | sed 's/^/   /'
 cmd "curl http://127.0.0.1:8080/io_uring"
-curl -s "http://127.0.0.1:$hport/io_uring" | fold -w 76 | sed 's/^/   /'
+curl -s "http://127.0.0.1:$hport/io_uring" | fmt -w 76 | sed 's/^/   /'
 sleep 0.3
 "$P" logs "$run-nginx-io_uring" 2>&1 | grep 'using io_uring' | sed 's/^/   /'
 look "one 'using io_uring' line per worker, and the ring's counters at" \
