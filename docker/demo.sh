@@ -118,8 +118,10 @@ compose_up=1
 (cd docker && BASE=$base RP_EPOLL_PORT=$pe RP_IOURING_PORT=$pi \
     "$P" compose -p "$run" up -d --no-build) > "$log/compose-up.log" 2>&1 \
     || { tail -20 "$log/compose-up.log"; exit 1; }
-"$P" logs -f "${run}_load_1" 2>&1 | sed 's/^/   /'
-rc=$("$P" wait "${run}_load_1")
+lc=$("$P" ps -a --format '{{.Names}}' --filter "label=com.docker.compose.project=$run" \
+     --filter label=com.docker.compose.service=load | head -1)
+"$P" logs -f "$lc" 2>&1 | sed 's/^/   /'
+rc=$("$P" wait "$lc")
 echo "   (load container exit code $rc; the servers answer on the host too:"
 echo "    127.0.0.1:$pe is nginx-epoll, 127.0.0.1:$pi is nginx-iouring)"
 look "req/s and server CPU per request of the two, each run alternating" \

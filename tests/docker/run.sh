@@ -283,7 +283,12 @@ compose_case() {
         tail -5 "$log/compose-up.log"
         fail $c "podman-compose up failed (see $log/compose-up.log)"; return
     fi
-    lc=${proj}_load_1
+    # the load container, by its compose labels (podman-compose 1.0.3 names
+    # it proj_load_1, others proj-load-1)
+    lc=$(timeout 10 "$P" ps -a --format '{{.Names}}' \
+         --filter "label=com.docker.compose.project=$proj" \
+         --filter label=com.docker.compose.service=load | head -1)
+    if [ -z "$lc" ]; then fail $c "no load container after podman-compose up"; return; fi
     rc=$(timeout 120 "$P" wait "$lc" 2>&1)
     out=$(timeout 10 "$P" logs "$lc" 2>&1)
     echo "$out" > "$log/compose-load.log"
