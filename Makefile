@@ -43,6 +43,8 @@ help:
 	@echo "                    (suites: $(TEST_SUITES))"
 	@echo "  make test-NAME    run one suite"
 	@echo "  make demo         nginx on io_uring: one request, then wrk vs epoll"
+	@echo "  make demo-docker  the container demos with podman (nginx, memcached,"
+	@echo "                    side by side)"
 	@echo "  make nginx-tests  nginx's own test suite, epoll vs both io_uring modes"
 	@echo "  make libevent     Debian's libevent 2.1.12 with the io_uring backend"
 	@echo "  make bench        full benchmark, epoll vs io_uring (minutes)"
