@@ -1,0 +1,72 @@
+/*
+ * ringplug core: what the engine asks of the OS besides its kernel I/O
+ * interface, on Windows.
+ */
+
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#include <mstcpip.h>
+#include <windows.h>
+#include <errno.h>
+#include <string.h>
+
+#include "engine.h"
+
+/*
+ * A second socket for the same connection (WSADuplicateSocketW, which
+ * works within one process too), overlapped, so a flushing close can go on
+ * sending after the host closes its own.
+ */
+int
+rp_os_dup(rp_socket_t s, rp_socket_t *out)
+{
+    WSAPROTOCOL_INFOW  pi;
+    SOCKET             d;
+
+    if (WSADuplicateSocketW((SOCKET) s, GetCurrentProcessId(), &pi) != 0) {
+        return -EBADF;
+    }
+    d = WSASocketW(FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO,
+                   &pi, 0, WSA_FLAG_OVERLAPPED);
+    if (d == INVALID_SOCKET) {
+        return -EMFILE;
+    }
+    *out = (rp_socket_t) d;
+    return 0;
+}
+
+void
+rp_os_close(rp_socket_t s)
+{
+    closesocket((SOCKET) s);
+}
+
+/*
+ * How far the peer has got: bytes sent minus bytes in flight (SIO_TCP_INFO,
+ * Windows 10 1703 and later); 0 where that cannot be had, so a flushing
+ * close then counts its deadline from its last completed send.
+ */
+uint64_t
+rp_os_peer_progress(rp_socket_t s)
+{
+#ifdef SIO_TCP_INFO
+    TCP_INFO_v0  ti;
+    DWORD        version = 0, bytes = 0;
+
+    memset(&ti, 0, sizeof(ti));
+    if (WSAIoctl((SOCKET) s, SIO_TCP_INFO, &version, sizeof(version), &ti,
+                 sizeof(ti), &bytes, NULL, NULL) == 0)
+    {
+        return ti.BytesOut - ti.BytesInFlight;
+    }
+#else
+    (void) s;
+#endif
+    return 0;
+}
+
+uint64_t
+rp_os_now_ms(void)
+{
+    return GetTickCount64();
+}
