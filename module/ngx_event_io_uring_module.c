@@ -59,6 +59,9 @@ typedef struct {
 
 
 static ngx_int_t ngx_io_uring_init(ngx_cycle_t *cycle, ngx_msec_t timer);
+static ngx_int_t ngx_io_uring_fallback(ngx_cycle_t *cycle, ngx_msec_t timer,
+    ngx_err_t err, const char *why);
+static void ngx_io_uring_completion_init(ngx_io_uring_conf_t *iocf);
 static void ngx_io_uring_params(ngx_io_uring_conf_t *iocf,
     rp_engine_params_t *p);
 static ngx_int_t ngx_io_uring_notify_init(ngx_log_t *log);
@@ -224,13 +227,9 @@ ngx_io_uring_init(ngx_cycle_t *cycle, ngx_msec_t timer)
 {
     int                   rc;
     char                  why[256];
-    ngx_err_t             err;
     ngx_uint_t            size, created;
     rp_engine_params_t    params;
     ngx_io_uring_conf_t  *iocf;
-#if (NGX_HAVE_EPOLL)
-    ngx_event_module_t   *epoll;
-#endif
 
     iocf = ngx_event_get_conf(cycle->conf_ctx, ngx_event_io_uring_module);
 
@@ -257,28 +256,7 @@ ngx_io_uring_init(ngx_cycle_t *cycle, ngx_msec_t timer)
 
             /* why names the cause and the errno; else nginx names errno */
 
-            err = why[0] ? 0 : -rc;
-
-        fallback:
-
-            if (!iocf->fallback) {
-                ngx_log_error(NGX_LOG_EMERG, cycle->log, err,
-                              "io_uring is not available: %s", why);
-                return NGX_ERROR;
-            }
-
-#if (NGX_HAVE_EPOLL)
-            ngx_log_error(NGX_LOG_WARN, cycle->log, err,
-                          "io_uring is not available: %s, using epoll", why);
-
-            epoll = ngx_epoll_module.ctx;
-
-            return epoll->actions.init(cycle, timer);
-#else
-            ngx_log_error(NGX_LOG_EMERG, cycle->log, err,
-                          "io_uring is not available: %s", why);
-            return NGX_ERROR;
-#endif
+            return ngx_io_uring_fallback(cycle, timer, why[0] ? 0 : -rc, why);
         }
 
         created = 1;
@@ -309,10 +287,10 @@ ngx_io_uring_init(ngx_cycle_t *cycle, ngx_msec_t timer)
             if (created) {
                 rp_engine_destroy(ngx_io_uring_engine);
                 ngx_io_uring_engine = NULL;
-                err = 0;
-                ngx_cpystrn((u_char *) why, (u_char *) "no memory for the "
-                            "event list (ENOMEM)", sizeof(why));
-                goto fallback;
+
+                return ngx_io_uring_fallback(cycle, timer, 0,
+                                             "no memory for the event list "
+                                             "(ENOMEM)");
             }
 
             return NGX_ERROR;
@@ -341,36 +319,7 @@ ngx_io_uring_init(ngx_cycle_t *cycle, ngx_msec_t timer)
     completion = iocf->completion;
 
     if (completion) {
-        ngx_io_uring_io.udp_recv = ngx_os_io.udp_recv;
-        ngx_io_uring_io.udp_send = ngx_os_io.udp_send;
-        ngx_io_uring_io.udp_send_chain = ngx_os_io.udp_send_chain;
-        ngx_io_uring_io.flags = ngx_os_io.flags;
-
-        ngx_io = ngx_io_uring_io;
-
-        /*
-         * a connection nginx leaves unread holds at most about this much of
-         * the shared buffers: an eighth of them, 64k at most, one at least
-         */
-
-        ngx_io_uring_recv_max = ngx_min((size_t) 65536,
-                                        (size_t) iocf->buffers.num
-                                        * iocf->buffers.size / 8);
-        ngx_io_uring_recv_max = ngx_max(ngx_io_uring_recv_max,
-                                        (size_t) iocf->buffers.size);
-
-        /*
-         * the engine copies sends into 16k segments, malloc()ed and freed
-         * per response: glibc's default trimming gives the heap top back
-         * and page-faults it in again on every burst (3% of the worker's
-         * CPU on return-200); keep up to 16m of it
-         */
-
-        (void) mallopt(M_TRIM_THRESHOLD, 16 * 1024 * 1024);
-
-        mail_init_connection = (ngx_connection_handler_pt)
-                                   dlsym(RTLD_DEFAULT,
-                                         "ngx_mail_init_connection");
+        ngx_io_uring_completion_init(iocf);
 
     } else {
         ngx_io = ngx_os_io;
@@ -398,6 +347,82 @@ ngx_io_uring_init(ngx_cycle_t *cycle, ngx_msec_t timer)
 #endif
 
     return NGX_OK;
+}
+
+
+/*
+ * No ring in this worker: one line naming the cause, then nginx's own
+ * epoll module runs the worker; with "io_uring_fallback off" the worker
+ * exits with the fatal code.
+ */
+
+static ngx_int_t
+ngx_io_uring_fallback(ngx_cycle_t *cycle, ngx_msec_t timer, ngx_err_t err,
+    const char *why)
+{
+    ngx_io_uring_conf_t  *iocf;
+#if (NGX_HAVE_EPOLL)
+    ngx_event_module_t   *epoll;
+#endif
+
+    iocf = ngx_event_get_conf(cycle->conf_ctx, ngx_event_io_uring_module);
+
+    if (!iocf->fallback) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, err,
+                      "io_uring is not available: %s", why);
+        return NGX_ERROR;
+    }
+
+#if (NGX_HAVE_EPOLL)
+    ngx_log_error(NGX_LOG_WARN, cycle->log, err,
+                  "io_uring is not available: %s, using epoll", why);
+
+    epoll = ngx_epoll_module.ctx;
+
+    return epoll->actions.init(cycle, timer);
+#else
+    ngx_log_error(NGX_LOG_EMERG, cycle->log, err,
+                  "io_uring is not available: %s", why);
+    return NGX_ERROR;
+#endif
+}
+
+
+/* completion mode: the module's ngx_io, a connection's share of buffers */
+
+static void
+ngx_io_uring_completion_init(ngx_io_uring_conf_t *iocf)
+{
+    ngx_io_uring_io.udp_recv = ngx_os_io.udp_recv;
+    ngx_io_uring_io.udp_send = ngx_os_io.udp_send;
+    ngx_io_uring_io.udp_send_chain = ngx_os_io.udp_send_chain;
+    ngx_io_uring_io.flags = ngx_os_io.flags;
+
+    ngx_io = ngx_io_uring_io;
+
+    /*
+     * a connection nginx leaves unread holds at most about this much of
+     * the shared buffers: an eighth of them, 64k at most, one at least
+     */
+
+    ngx_io_uring_recv_max = ngx_min((size_t) 65536,
+                                    (size_t) iocf->buffers.num
+                                    * iocf->buffers.size / 8);
+    ngx_io_uring_recv_max = ngx_max(ngx_io_uring_recv_max,
+                                    (size_t) iocf->buffers.size);
+
+    /*
+     * the engine copies sends into 16k segments, malloc()ed and freed
+     * per response: glibc's default trimming gives the heap top back
+     * and page-faults it in again on every burst (3% of the worker's
+     * CPU on return-200); keep up to 16m of it
+     */
+
+    (void) mallopt(M_TRIM_THRESHOLD, 16 * 1024 * 1024);
+
+    mail_init_connection = (ngx_connection_handler_pt)
+                               dlsym(RTLD_DEFAULT,
+                                     "ngx_mail_init_connection");
 }
 
 
