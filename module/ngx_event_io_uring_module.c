@@ -77,6 +77,9 @@ static ngx_int_t ngx_io_uring_del_connection(ngx_connection_t *c,
 static ngx_int_t ngx_io_uring_notify(ngx_event_handler_pt handler);
 static ngx_int_t ngx_io_uring_process_events(ngx_cycle_t *cycle,
     ngx_msec_t timer, ngx_uint_t flags);
+static int ngx_io_uring_prepare_pass(ngx_cycle_t *cycle, ngx_msec_t timer);
+static void ngx_io_uring_write_event(ngx_cycle_t *cycle, ngx_connection_t *c,
+    ngx_int_t instance, unsigned revents, ngx_uint_t flags);
 
 static void ngx_io_uring_event_handler(rp_engine_t *e, rp_fd_t *f,
     void *data, enum rp_event ev, int res);
@@ -796,40 +799,11 @@ ngx_io_uring_process_events(ngx_cycle_t *cycle, ngx_msec_t timer,
     ngx_int_t           instance, rc;
     ngx_uint_t          i, level;
     ngx_err_t           err;
-    ngx_queue_t        *q;
-    ngx_event_t        *rev, *wev;
+    ngx_event_t        *rev;
     ngx_queue_t        *queue;
     ngx_connection_t   *c;
-    ngx_io_uring_fd_t  *fe;
 
-    /* re-arm one-shot polls that fired in the last pass and are still wanted */
-
-    while (!ngx_queue_empty(&rearm_queue)) {
-        q = ngx_queue_head(&rearm_queue);
-        fe = ngx_queue_data(q, ngx_io_uring_fd_t, queue);
-
-        ngx_queue_remove(q);
-        fe->rearm = 0;
-
-        if (fe->rf && fe->events && rp_poll_armed(fe->rf) == 0) {
-            (void) ngx_io_uring_arm(fe, fe->events, fe->level, cycle->log);
-        }
-    }
-
-    ngx_io_uring_spill(cycle->log);
-
-    if (!ngx_queue_empty(&ngx_io_uring_drained_queue)
-        && ngx_io_uring_drained())
-    {
-        timer = 0;
-    }
-
-    if (timer == NGX_TIMER_INFINITE) {
-        timeout = -1;
-
-    } else {
-        timeout = (int) ngx_min(timer, (ngx_msec_t) NGX_MAX_INT32_VALUE);
-    }
+    timeout = ngx_io_uring_prepare_pass(cycle, timer);
 
     ngx_log_debug1(NGX_LOG_DEBUG_EVENT, cycle->log, 0,
                    "io_uring timer: %d", timeout);
@@ -945,77 +919,8 @@ ngx_io_uring_process_events(ngx_cycle_t *cycle, ngx_msec_t timer,
             }
         }
 
-        if (!(revents & (RP_OUT|NGX_IO_URING_SENT))) {
-            continue;
-        }
-
-        wev = c->write;
-
-        if (c->fd == -1 || wev->instance != instance) {
-
-            /*
-             * the read handler closed the connection (one entry carries
-             * all of a pass's events for a connection), or closed it and
-             * reused it for another
-             */
-
-            ngx_log_debug1(NGX_LOG_DEBUG_EVENT, cycle->log, 0,
-                           "io_uring: stale event %p", c);
-            continue;
-        }
-
-        if (revents & NGX_IO_URING_SENT) {
-
-            /*
-             * the send queue drained (or failed) while nginx waited for it:
-             * a write event even if nginx never added one, as the wait may
-             * be for c->buffered only
-             */
-
-            wev->ready = 1;
-
-            if (flags & NGX_POST_EVENTS) {
-                ngx_post_event(wev, &ngx_posted_events);
-
-            } else {
-                wev->handler(wev);
-            }
-
-            continue;
-        }
-
-        if ((revents & RP_OUT) && wev->active) {
-
-            fe = ngx_io_uring_fd(c->fd, 0, cycle->log);
-
-            if (fe && fe->rf && fe->send_mode) {
-
-                /*
-                 * the poll is there for nginx's own sendfile; while the
-                 * queue holds bytes its drain posts the write event
-                 */
-
-                if (fe->os_wait) {
-                    fe->os_wait = 0;
-                    (void) ngx_io_uring_update(fe, c, cycle->log);
-                }
-
-                if (rp_send_pending(fe->rf)) {
-                    continue;
-                }
-            }
-
-            wev->ready = 1;
-#if (NGX_THREADS)
-            wev->complete = 1;
-#endif
-
-            if (flags & NGX_POST_EVENTS) {
-                ngx_post_event(wev, &ngx_posted_events);
-
-            } else {
-                wev->handler(wev);
-            }
+        if (revents & (RP_OUT|NGX_IO_URING_SENT)) {
+            ngx_io_uring_write_event(cycle, c, instance, revents, flags);
         }
     }
 
@@ -1026,6 +931,130 @@ ngx_io_uring_process_events(ngx_cycle_t *cycle, ngx_msec_t timer,
     ngx_io_uring_dispatching = 0;
 
     return rc;
+}
+
+
+/*
+ * Before the wait: one-shot polls that fired in the last pass and are
+ * still wanted are re-armed, input nginx left unread may leave the ring's
+ * buffers, and drained send queues post their write events, in which case
+ * the wait must not block.  Returns the wait's timeout, -1 for none.
+ */
+
+static int
+ngx_io_uring_prepare_pass(ngx_cycle_t *cycle, ngx_msec_t timer)
+{
+    ngx_queue_t        *q;
+    ngx_io_uring_fd_t  *fe;
+
+    while (!ngx_queue_empty(&rearm_queue)) {
+        q = ngx_queue_head(&rearm_queue);
+        fe = ngx_queue_data(q, ngx_io_uring_fd_t, queue);
+
+        ngx_queue_remove(q);
+        fe->rearm = 0;
+
+        if (fe->rf && fe->events && rp_poll_armed(fe->rf) == 0) {
+            (void) ngx_io_uring_arm(fe, fe->events, fe->level, cycle->log);
+        }
+    }
+
+    ngx_io_uring_spill(cycle->log);
+
+    if (!ngx_queue_empty(&ngx_io_uring_drained_queue)
+        && ngx_io_uring_drained())
+    {
+        timer = 0;
+    }
+
+    if (timer == NGX_TIMER_INFINITE) {
+        return -1;
+    }
+
+    return (int) ngx_min(timer, (ngx_msec_t) NGX_MAX_INT32_VALUE);
+}
+
+
+/*
+ * The write side of a connection's entry: the send queue drained (or
+ * failed) while nginx waited for it, or a poll saw room.
+ */
+
+static void
+ngx_io_uring_write_event(ngx_cycle_t *cycle, ngx_connection_t *c,
+    ngx_int_t instance, unsigned revents, ngx_uint_t flags)
+{
+    ngx_event_t        *wev;
+    ngx_io_uring_fd_t  *fe;
+
+    wev = c->write;
+
+    if (c->fd == -1 || wev->instance != instance) {
+
+        /*
+         * the read handler closed the connection (one entry carries
+         * all of a pass's events for a connection), or closed it and
+         * reused it for another
+         */
+
+        ngx_log_debug1(NGX_LOG_DEBUG_EVENT, cycle->log, 0,
+                       "io_uring: stale event %p", c);
+        return;
+    }
+
+    if (revents & NGX_IO_URING_SENT) {
+
+        /*
+         * the send queue drained (or failed) while nginx waited for it:
+         * a write event even if nginx never added one, as the wait may
+         * be for c->buffered only
+         */
+
+        wev->ready = 1;
+
+        if (flags & NGX_POST_EVENTS) {
+            ngx_post_event(wev, &ngx_posted_events);
+
+        } else {
+            wev->handler(wev);
+        }
+
+        return;
+    }
+
+    if ((revents & RP_OUT) && wev->active) {
+
+        fe = ngx_io_uring_fd(c->fd, 0, cycle->log);
+
+        if (fe && fe->rf && fe->send_mode) {
+
+            /*
+             * the poll is there for nginx's own sendfile; while the
+             * queue holds bytes its drain posts the write event
+             */
+
+            if (fe->os_wait) {
+                fe->os_wait = 0;
+                (void) ngx_io_uring_update(fe, c, cycle->log);
+            }
+
+            if (rp_send_pending(fe->rf)) {
+                return;
+            }
+        }
+
+        wev->ready = 1;
+#if (NGX_THREADS)
+        wev->complete = 1;
+#endif
+
+        if (flags & NGX_POST_EVENTS) {
+            ngx_post_event(wev, &ngx_posted_events);
+
+        } else {
+            wev->handler(wev);
+        }
+    }
 }
 
 
