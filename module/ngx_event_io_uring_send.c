@@ -38,6 +38,13 @@
 #define NGX_IO_URING_BUFFERED  0x08
 
 
+static ngx_chain_t *ngx_io_uring_os_send_chain(ngx_connection_t *c,
+    ngx_io_uring_fd_t *fe, ngx_chain_t *in, off_t limit);
+static ngx_chain_t *ngx_io_uring_send_queue(ngx_connection_t *c,
+    ngx_io_uring_fd_t *fe, ngx_chain_t *in, off_t limit, ngx_uint_t pread,
+    off_t *sent);
+static u_char *ngx_io_uring_pread(ngx_connection_t *c, ngx_buf_t *b,
+    off_t size, size_t used);
 static void ngx_io_uring_send_enter(ngx_connection_t *c,
     ngx_io_uring_fd_t *fe);
 static ngx_int_t ngx_io_uring_send_failed(ngx_connection_t *c,
@@ -151,15 +158,11 @@ ngx_io_uring_send(ngx_connection_t *c, u_char *buf, size_t size)
 ngx_chain_t *
 ngx_io_uring_send_chain(ngx_connection_t *c, ngx_chain_t *in, off_t limit)
 {
-    int                 rc, niov;
-    off_t               send, size;
-    size_t              pending, room, used;
-    ssize_t             n;
-    ngx_buf_t          *b;
+    off_t               send;
+    size_t              pending, room;
     ngx_uint_t          pread;
     ngx_chain_t        *cl;
     ngx_event_t        *wev;
-    struct iovec        iovs[NGX_IOVS_PREALLOCATE];
     ngx_io_uring_fd_t  *fe;
 
     fe = ngx_io_uring_conn(c);
@@ -200,28 +203,7 @@ ngx_io_uring_send_chain(ngx_connection_t *c, ngx_chain_t *in, off_t limit)
         }
 
         if ((cl && !pread) || ngx_io_uring_direct(c, fe)) {
-
-            /*
-             * a file in the chain and nothing queued: nginx's sendfile;
-             * an HTTP/2 connection's writes: nginx's writev
-             */
-
-            if (!fe->direct) {
-                ngx_io_uring_counters.os_sends++;
-            }
-
-            in = ngx_os_io.send_chain(c, in, limit);
-
-            if (c->sent) {
-                fe->sent = 1;
-            }
-
-            if (in != NGX_CHAIN_ERROR && !wev->ready && !fe->os_wait) {
-                fe->os_wait = 1;
-                (void) ngx_io_uring_update(fe, c, c->log);
-            }
-
-            return in;
+            return ngx_io_uring_os_send_chain(c, fe, in, limit);
         }
     }
 
@@ -236,80 +218,10 @@ ngx_io_uring_send_chain(ngx_connection_t *c, ngx_chain_t *in, off_t limit)
     room = NGX_IO_URING_SEND_MAX - ngx_min(pending, NGX_IO_URING_SEND_MAX);
     limit = ngx_min(limit, (off_t) room);
 
-    send = 0;
-    niov = 0;
-    used = 0;
+    cl = ngx_io_uring_send_queue(c, fe, in, limit, pread, &send);
 
-    for (cl = in; cl && send < limit; cl = cl->next) {
-        b = cl->buf;
-
-        if (ngx_buf_special(b)) {
-            continue;
-        }
-
-        if (!ngx_buf_in_memory(b) && !pread) {
-            fe->wait_drain = 1;
-            break;
-        }
-
-        size = ngx_buf_in_memory(b) ? b->last - b->pos
-                                    : b->file_last - b->file_pos;
-        size = ngx_min(size, limit - send);
-
-        if (size == 0) {
-            continue;
-        }
-
-        if (niov == NGX_IOVS_PREALLOCATE) {
-            rc = rp_send(ngx_io_uring_engine, fe->rf, iovs, niov,
-                         RP_SEND_COPY, NULL, NULL);
-            if (rc < 0) {
-                goto failed;
-            }
-
-            niov = 0;
-        }
-
-        if (ngx_buf_in_memory(b)) {
-            iovs[niov].iov_base = b->pos;
-
-        } else {
-
-            /*
-             * a small file: one pread() into the queue costs less than
-             * sendfile() with TCP_CORK around it, and keeps its place
-             */
-
-            n = ngx_read_file(b->file, pread_buf + used, (size_t) size,
-                              b->file_pos);
-
-            if (n == NGX_ERROR) {
-                return NGX_CHAIN_ERROR;
-            }
-
-            if (n != size) {
-                ngx_log_error(NGX_LOG_ALERT, c->log, 0,
-                              "file \"%s\" was truncated", b->file->name.data);
-                return NGX_CHAIN_ERROR;
-            }
-
-            iovs[niov].iov_base = pread_buf + used;
-            used += (size_t) size;
-            ngx_io_uring_counters.preads++;
-        }
-
-        iovs[niov].iov_len = (size_t) size;
-        niov++;
-
-        send += size;
-    }
-
-    if (niov) {
-        rc = rp_send(ngx_io_uring_engine, fe->rf, iovs, niov,
-                     RP_SEND_COPY, NULL, NULL);
-        if (rc < 0) {
-            goto failed;
-        }
+    if (cl == NGX_CHAIN_ERROR) {
+        return NGX_CHAIN_ERROR;
     }
 
     if (cl && !fe->wait_drain) {
@@ -351,13 +263,160 @@ ngx_io_uring_send_chain(ngx_connection_t *c, ngx_chain_t *in, off_t limit)
                    wev->ready ? "" : ", waiting");
 
     return ngx_chain_update_sent(in, send);
+}
+
+
+/*
+ * A file in the chain and nothing queued: nginx's sendfile; an HTTP/2
+ * connection's writes: nginx's writev.  When the socket is full, a poll OUT
+ * waits for room.
+ */
+
+static ngx_chain_t *
+ngx_io_uring_os_send_chain(ngx_connection_t *c, ngx_io_uring_fd_t *fe,
+    ngx_chain_t *in, off_t limit)
+{
+    if (!fe->direct) {
+        ngx_io_uring_counters.os_sends++;
+    }
+
+    in = ngx_os_io.send_chain(c, in, limit);
+
+    if (c->sent) {
+        fe->sent = 1;
+    }
+
+    if (in != NGX_CHAIN_ERROR && !c->write->ready && !fe->os_wait) {
+        fe->os_wait = 1;
+        (void) ngx_io_uring_update(fe, c, c->log);
+    }
+
+    return in;
+}
+
+
+/*
+ * Copies the chain into the send queue, up to limit: memory buffers, and
+ * file buffers when ngx_io_uring_preadable() found them small; a larger
+ * file waits for the queue to drain.  Returns the link where it stopped,
+ * with the bytes queued in *sent, or NGX_CHAIN_ERROR.
+ */
+
+static ngx_chain_t *
+ngx_io_uring_send_queue(ngx_connection_t *c, ngx_io_uring_fd_t *fe,
+    ngx_chain_t *in, off_t limit, ngx_uint_t pread, off_t *sent)
+{
+    int            rc, niov;
+    off_t          send, size;
+    size_t         used;
+    ngx_buf_t     *b;
+    ngx_chain_t   *cl;
+    struct iovec   iovs[NGX_IOVS_PREALLOCATE];
+
+    send = 0;
+    niov = 0;
+    used = 0;
+
+    for (cl = in; cl && send < limit; cl = cl->next) {
+        b = cl->buf;
+
+        if (ngx_buf_special(b)) {
+            continue;
+        }
+
+        if (!ngx_buf_in_memory(b) && !pread) {
+            fe->wait_drain = 1;
+            break;
+        }
+
+        size = ngx_buf_in_memory(b) ? b->last - b->pos
+                                    : b->file_last - b->file_pos;
+        size = ngx_min(size, limit - send);
+
+        if (size == 0) {
+            continue;
+        }
+
+        if (niov == NGX_IOVS_PREALLOCATE) {
+            rc = rp_send(ngx_io_uring_engine, fe->rf, iovs, niov,
+                         RP_SEND_COPY, NULL, NULL);
+            if (rc < 0) {
+                goto failed;
+            }
+
+            niov = 0;
+        }
+
+        if (ngx_buf_in_memory(b)) {
+            iovs[niov].iov_base = b->pos;
+
+        } else {
+            iovs[niov].iov_base = ngx_io_uring_pread(c, b, size, used);
+
+            if (iovs[niov].iov_base == NULL) {
+                return NGX_CHAIN_ERROR;
+            }
+
+            used += (size_t) size;
+        }
+
+        iovs[niov].iov_len = (size_t) size;
+        niov++;
+
+        send += size;
+    }
+
+    if (niov) {
+        rc = rp_send(ngx_io_uring_engine, fe->rf, iovs, niov,
+                     RP_SEND_COPY, NULL, NULL);
+        if (rc < 0) {
+            goto failed;
+        }
+    }
+
+    *sent = send;
+
+    return cl;
 
 failed:
 
-    wev->error = 1;
+    c->write->error = 1;
     (void) ngx_connection_error(c, -rc, "rp_send() failed");
 
     return NGX_CHAIN_ERROR;
+}
+
+
+/*
+ * A small file: one pread() into the queue costs less than sendfile() with
+ * TCP_CORK around it, and keeps its place.  The bytes go to pread_buf at
+ * used, where the send_chain call's rp_send() copies them from.
+ */
+
+static u_char *
+ngx_io_uring_pread(ngx_connection_t *c, ngx_buf_t *b, off_t size,
+    size_t used)
+{
+    u_char   *p;
+    ssize_t   n;
+
+    p = pread_buf + used;
+
+    n = ngx_read_file(b->file, p, (size_t) size, b->file_pos);
+
+    if (n == NGX_ERROR) {
+        return NULL;
+    }
+
+    if (n != size) {
+        ngx_log_error(NGX_LOG_ALERT, c->log, 0,
+                      "file \"%s\" was truncated", b->file->name.data);
+        return NULL;
+    }
+
+    ngx_io_uring_counters.preads++;
+
+    return p;
 }
 
 
