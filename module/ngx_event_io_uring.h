@@ -37,13 +37,19 @@ long rp_fault_count(void);
 #endif
 
 
+/*
+ * A descriptor's entry in the side table, indexed by fd.  It is linked into
+ * the worker's queues by the field named as the queue (rearm_queue,
+ * ngx_io_uring_held_queue, ...) while its on_ bit is set.
+ */
+
 typedef struct {
     rp_fd_t             *rf;
     ngx_connection_t    *conn;
-    ngx_queue_t          queue;       /* in rearm_queue */
-    ngx_queue_t          held;        /* in held_queue: holds ring buffers */
-    ngx_queue_t          unread;      /* in unread_queue: may be idle */
-    ngx_queue_t          drained;     /* in drained_queue */
+    ngx_queue_t          rearm;       /* a one-shot poll fired: re-arm it */
+    ngx_queue_t          held;        /* holds ring buffers: may spill */
+    ngx_queue_t          unread;      /* has input nginx left: may be idle */
+    ngx_queue_t          drained;     /* send queue drained: post a write */
     u_char              *spill;       /* unread bytes moved off the ring */
     size_t               spill_size;
     size_t               spill_pos;
@@ -51,12 +57,12 @@ typedef struct {
     unsigned             events;      /* RP_* mask nginx wants */
     unsigned             instance:1;
     unsigned             level:1;     /* one-shot, re-armed after it fires */
-    unsigned             rearm:1;
     unsigned             recv_mode:1; /* read side in completion mode */
     unsigned             send_mode:1; /* writes go to the send queue */
     unsigned             os_wait:1;   /* sendfile said EAGAIN: poll OUT */
     unsigned             wait_space:1;
     unsigned             wait_drain:1;
+    unsigned             on_rearm:1;
     unsigned             on_held:1;
     unsigned             on_unread:1;
     unsigned             on_drained:1;

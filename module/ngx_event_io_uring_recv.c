@@ -14,11 +14,11 @@
 #include <ngx_event_io_uring.h>
 
 
+static void ngx_io_uring_recv_enter(ngx_connection_t *c,
+    ngx_io_uring_fd_t *fe, ssize_t n);
 static ssize_t ngx_io_uring_recv_queued(ngx_connection_t *c,
     ngx_io_uring_fd_t *fe, ngx_chain_t *chain, u_char *buf, size_t size,
     off_t limit);
-static void ngx_io_uring_recv_enter(ngx_connection_t *c,
-    ngx_io_uring_fd_t *fe, ssize_t n);
 static size_t ngx_io_uring_recv_copy(ngx_connection_t *c,
     ngx_io_uring_fd_t *fe, u_char *dst, size_t len);
 

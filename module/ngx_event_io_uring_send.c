@@ -53,12 +53,12 @@ static ngx_uint_t ngx_io_uring_send_stale(ngx_connection_t *c,
     ngx_io_uring_fd_t *fe);
 static void ngx_io_uring_buffered(ngx_connection_t *c,
     ngx_io_uring_fd_t *fe);
-static ngx_uint_t ngx_io_uring_preadable(ngx_chain_t *in);
 static ngx_uint_t ngx_io_uring_direct(ngx_connection_t *c,
     ngx_io_uring_fd_t *fe);
+static ngx_uint_t ngx_io_uring_preadable(ngx_chain_t *in);
 
 
-static u_char                 pread_buf[NGX_IO_URING_PREAD_MAX];
+static u_char  pread_buf[NGX_IO_URING_PREAD_MAX];
 
 
 ssize_t
