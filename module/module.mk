@@ -9,7 +9,11 @@
 MOD_SO       := $(BUILD)/module/ngx_event_io_uring_module.so
 MOD_NGX      := $(BUILD)/module/nginx
 MOD_NGX_DEV  := /usr/share/nginx/src
-MOD_SRCS     := module/ngx_event_io_uring_module.c module/config
+MOD_CFILES   := module/ngx_event_io_uring_module.c \
+                module/ngx_event_io_uring_recv.c \
+                module/ngx_event_io_uring_send.c \
+                module/ngx_http_io_uring_module.c
+MOD_SRCS     := $(MOD_CFILES) module/ngx_event_io_uring.h module/config
 MOD_DEPS     := build-essential dpkg-dev nginx nginx-dev liburing-dev \
                 libssl-dev libpcre2-dev zlib1g-dev
 
@@ -52,15 +56,18 @@ $(MOD_NGX)/.configured: module/config module/module.mk
 
 # nginx's Makefile does not relink when the core library changes: drop the
 # old .so so it does.  Installed by rename: a running nginx keeps its mapping
-# of the old file (overwriting a loaded .so in place crashes its workers).  Our file is also checked with the project's warnings
-# (nginx's own -Wno-unused-parameter: its callbacks take what they ignore).
+# of the old file (overwriting a loaded .so in place crashes its workers).
+# Our files are also checked with the project's warnings (nginx's own
+# -Wno-unused-parameter: its callbacks take what they ignore).
 $(MOD_SO): $(MOD_NGX)/.configured $(MOD_SRCS) $(CORE_LIB) core/ringplug.h
-	$(CC) -std=gnu11 $(WARN) -Wno-unused-parameter -fsyntax-only \
-	    -I$(MOD_NGX)/src/core -I$(MOD_NGX)/src/event \
-	    -I$(MOD_NGX)/src/event/modules -I$(MOD_NGX)/src/os/unix \
-	    -I$(MOD_NGX)/src/http -I$(MOD_NGX)/src/http/modules \
-	    -I$(MOD_NGX)/src/http/v2 \
-	    -I$(MOD_NGX)/objs -Icore module/ngx_event_io_uring_module.c
+	for f in $(MOD_CFILES); do \
+	    $(CC) -std=gnu11 $(WARN) -Wno-unused-parameter -fsyntax-only \
+	        -I$(MOD_NGX)/src/core -I$(MOD_NGX)/src/event \
+	        -I$(MOD_NGX)/src/event/modules -I$(MOD_NGX)/src/os/unix \
+	        -I$(MOD_NGX)/src/http -I$(MOD_NGX)/src/http/modules \
+	        -I$(MOD_NGX)/src/http/v2 \
+	        -I$(MOD_NGX)/objs -Imodule -Icore $$f || exit 1; \
+	done
 	$(call mod_link,$(MOD_NGX),$@)
 
 .PHONY: demo

@@ -15,7 +15,7 @@ package RPNginx;
 #     });
 #
 # Each (case, mode) is a Test::More subtest and one line in $RP_RESULTS:
-# "PASS nginx/static-sendfile [io_uring]".
+# "PASS nginx/static-sendfile [io_uring_completion]".
 
 use strict;
 use warnings;
@@ -46,9 +46,11 @@ our $STREAM_SO = '/usr/lib/nginx/modules/ngx_stream_module.so';
 # The event modes.  A mode is what goes before events {} (load_module lines),
 # what goes inside it, the shared object it needs, whether its workers must
 # hold an io_uring instance, and the error-log line that proves the module
-# is the one in charge.  Issue #6 adds io_uring_completion here.  %%SO%% in
-# main is the case's own copy of the shared object: a rebuild during a run
-# rewrites the file in place, and nginx processes that have it mapped die.
+# is the one in charge.  The module's two modes are io_uring_readiness and
+# io_uring_completion (its default); io_uring is `use io_uring;` alone.
+# %%SO%% in main is the case's own copy of the shared object: a rebuild
+# during a run rewrites the file in place, and nginx processes that have it
+# mapped die.
 our %MODES = (
     epoll => {
         main   => '',
@@ -64,7 +66,7 @@ our %MODES = (
         # the module's per-worker line: "using io_uring: sq 1024, ..."
         notice => qr/\[notice\].*(\busing io_uring\b|io_uring.*\b(in use|using)\b)/i,
     },
-    # issue #6: reads and writes of plain TCP connections through the ring
+    # completion mode: reads and writes of plain TCP connections through the ring
     # (the module's default); the notice names the provided buffers
     io_uring_completion => {
         main   => 'load_module %%SO%%;',
