@@ -39,12 +39,12 @@ deb: $(PKG_DEBS)/.module $(PKG_DEBS)/.libevent
 deb-module: $(PKG_DEBS)/.module
 deb-libevent: $(PKG_DEBS)/.libevent
 
-# $(call pkg_collect,build dir,glob of the package's files)
+# $(call pkg_collect,build dir,glob of the package's files[,into])
 define pkg_collect
-	mkdir -p $(PKG_DEBS)/dbgsym
-	rm -f $(PKG_DEBS)/$(2) $(PKG_DEBS)/dbgsym/$(2)
-	cp $(1)/$(2) $(PKG_DEBS)/
-	mv $(PKG_DEBS)/*-dbgsym_*.deb $(PKG_DEBS)/dbgsym/ 2>/dev/null || true
+	mkdir -p $(or $(3),$(PKG_DEBS))/dbgsym
+	rm -f $(or $(3),$(PKG_DEBS))/$(2) $(or $(3),$(PKG_DEBS))/dbgsym/$(2)
+	cp $(1)/$(2) $(or $(3),$(PKG_DEBS))/
+	mv $(or $(3),$(PKG_DEBS))/*-dbgsym_*.deb $(or $(3),$(PKG_DEBS))/dbgsym/ 2>/dev/null || true
 	sed 's/^/  lintian: /' $(1)/lintian.txt
 endef
 
@@ -60,6 +60,27 @@ $(PKG_DEBS)/.libevent: $(PKG_LEV_IN)
 	packaging/libevent/build.sh $(PKG_DIR)/libevent
 	$(call pkg_collect,$(PKG_DIR)/libevent,libevent-*.deb)
 	touch $@
+
+# Debian 13: the module package built in a Debian 13 root
+PKG_DEBS13   := $(PKG_DIR)/debs/trixie
+
+deb-trixie: $(PKG_DEBS13)/.module
+	@ls $(PKG_DEBS13)/*.deb | sed 's|^|  |'
+
+$(PKG_DEBS13)/.module: $(PKG_MOD_IN) packaging/nginx-module/build-trixie.sh
+	@scripts/deps.sh $(PKG_DEPS)
+	packaging/nginx-module/build-trixie.sh $(PKG_DIR)/module-deb13
+	$(call pkg_collect,$(PKG_DIR)/module-deb13,libnginx-mod-event-io-uring*.deb,$(PKG_DEBS13))
+	touch $@
+
+# suite packages-trixie: that package installed with apt into a clean
+# Debian 13 root, served by Debian 13's nginx (not part of make test: the
+# first run makes a Debian 13 build root, about 3 minutes)
+.PHONY: test-packages-trixie
+test-packages-trixie: packaging-deps
+	@$(MAKE) --no-print-directory deb-trixie || \
+	    echo "test-packages-trixie: make deb-trixie failed"
+	@scripts/suite.sh packages-trixie tests/packages/run.sh $(PKG_DEBS13) trixie
 
 test-packages: packaging-deps
 	@$(MAKE) --no-print-directory deb || \

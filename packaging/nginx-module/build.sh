@@ -7,14 +7,17 @@
 #
 # SUFFIX is the distribution mark of the version (+deb12, +deb13).  Run
 # where the target Debian's nginx-dev is installed: the host for Debian 12,
-# a Debian 13 root (packaging/root.sh) for Debian 13.  Leaves the .deb,
-# .buildinfo, .changes, build.log and lintian.txt in OUTDIR.
+# a Debian 13 root for Debian 13 (packaging/nginx-module/build-trixie.sh,
+# which passes RP_DEB_UPSTREAM, RP_DEB_DESCRIBE and RP_DEB_MAINTAINER in:
+# the root has no git).  Leaves the .deb, .buildinfo, .changes, build.log
+# and lintian.txt in OUTDIR.
 set -e
 top=$(cd "$(dirname "$0")/../.." && pwd)
 out=$1 suffix=$2
 [ -n "$out" ] && [ -n "$suffix" ] || { echo "usage: $0 OUTDIR SUFFIX" >&2; exit 2; }
 cd "$top"
-ver=$(packaging/version.sh)$suffix
+ver=${RP_DEB_UPSTREAM:-$(packaging/version.sh)}$suffix
+describe=${RP_DEB_DESCRIBE:-$(git describe --always --dirty 2>/dev/null || echo unknown)}
 name=libnginx-mod-event-io-uring
 maint=${RP_DEB_MAINTAINER:-$(git log -1 --format='%an <%ae>' 2>/dev/null || echo 'ringplug <ringplug@example.org>')}
 dist=$(. /etc/os-release && echo "$VERSION_CODENAME")
@@ -32,7 +35,7 @@ cp -a packaging/nginx-module/debian "$src/"
 sed -i "s|@MAINTAINER@|$maint|" "$src/debian/control"
 (cd "$src" && DEBFULLNAME=${maint% <*} DEBEMAIL=$(echo "$maint" | sed 's/.*<\(.*\)>.*/\1/') \
     dch --create --package $name -v "$ver" -D "$dist" -u medium \
-    "Built from ringplug $(git -C "$top" describe --always --dirty 2>/dev/null || echo unknown)." \
+    "Built from ringplug $describe." \
     2>/dev/null)
 
 cd "$src"

@@ -3,13 +3,13 @@
 
 # record PASS|FAIL case detail...: one result line, the detail in the log
 record() {
-    st=$1 name=$2; shift 2
+    st=$1 cname=$2; shift 2
     if [ "$st" = PASS ]; then
-        echo "PASS packages/$name" >> "$res"
+        echo "PASS ${RP_PKG_NAME:-packages}/$cname" >> "$res"
     else
-        echo "FAIL packages/$name ($*)" >> "$res"
+        echo "FAIL ${RP_PKG_NAME:-packages}/$cname ($*)" >> "$res"
     fi
-    echo "== $st packages/$name: $*" | tee -a "$out/log"
+    echo "== $st ${RP_PKG_NAME:-packages}/$cname: $*" | tee -a "$out/log"
 }
 
 # a command in the root, its output in the log
@@ -23,7 +23,7 @@ in_root_out() {
 
 # netns FN ARGS...: FN in a new network namespace with loopback up
 netns() {
-    R=$R out=$out res=$res top=$top RP_EVENT_ENV=${RP_EVENT_ENV:-} \
+    R=$R out=$out res=$res top=$top RP_EVENT_ENV=${RP_EVENT_ENV:-} RP_PKG_NAME=$RP_PKG_NAME \
         unshare --net sh -c '. "$top/tests/packages/lib.sh"; ip link set lo up && "$@"' \
         netns "$@"
 }

@@ -12,14 +12,22 @@
 # The daemons run in a network namespace of their own (loopback only), so
 # Debian's fixed ports (80, 11211) cannot clash with anything on the host.
 #
-#   tests/packages/run.sh DEBDIR       (DEBDIR: the .debs of `make deb`)
-# Results "PASS|FAIL packages/<case>" go to $RP_RESULTS; the log of every
-# step to build/tests-packages/log.
+#   tests/packages/run.sh DEBDIR [SUITE]
+# DEBDIR: the .debs of `make deb`; SUITE: bookworm (default), or trixie for
+# the Debian 13 module package (make deb-trixie) in a Debian 13 root, nginx
+# cases only.  Results "PASS|FAIL packages/<case>" (packages-trixie/...)
+# go to $RP_RESULTS; the log of every step to build/tests-packages[-trixie]/log.
 set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
-debs=$(cd "${1:?usage: run.sh DEBDIR}" && pwd)
-out=$top/build/tests-packages
-base=$top/build/packaging/roots/bookworm
+debs=$(cd "${1:?usage: run.sh DEBDIR [SUITE]}" && pwd)
+suite=${2:-bookworm}
+case $suite in
+bookworm) name=packages ;;
+trixie)   name=packages-trixie ;;
+*) echo "run.sh: unknown suite $suite" >&2; exit 2 ;;
+esac
+out=$top/build/tests-$name
+base=$top/build/packaging/roots/$suite
 res=${RP_RESULTS:-/dev/stdout}
 lib=$top/tests/packages/lib.sh
 
@@ -27,23 +35,24 @@ if [ "${RP_PKG_INNER:-}" != 1 ]; then
     mkdir -p "$out"
     exec 9> "$out/.lock"
     flock -w 1200 9 || { echo "FAIL packages/lock (another run held $out/.lock)" >> "$res"; exit 1; }
-    "$top/packaging/root.sh" bookworm "$base" || {
-        echo "FAIL packages/root (debootstrap of Debian 12 failed; see $base.log)" >> "$res"; exit 1; }
+    "$top/packaging/root.sh" "$suite" "$base" || {
+        echo "FAIL $name/root (debootstrap of $suite failed; see $base.log)" >> "$res"; exit 1; }
     # mounts made here vanish with the namespace, whatever happens
-    RP_PKG_INNER=1 exec unshare --mount --propagation private "$0" "$debs"
+    RP_PKG_INNER=1 exec unshare --mount --propagation private "$0" "$debs" "$suite"
 fi
 
+RP_PKG_NAME=$name; export RP_PKG_NAME
 . "$lib"
 start=$(date +%s)
 : > "$out/log"
 rm -rf "$out/upper" "$out/work" "$out/root"
-mkdir -p "$out/upper" "$out/work" "$out/root" "$top/build/packaging/roots/bookworm-archives/partial"
+mkdir -p "$out/upper" "$out/work" "$out/root" "$top/build/packaging/roots/$suite-archives/partial"
 R=$out/root
 mount -t overlay overlay -o "lowerdir=$base,upperdir=$out/upper,workdir=$out/work" "$R" || {
-    echo "FAIL packages/root (overlay mount failed)" >> "$res"; exit 1; }
+    echo "FAIL $name/root (overlay mount failed)" >> "$res"; exit 1; }
 mount -t proc proc "$R/proc"
 mount --rbind /dev "$R/dev"
-mount --bind "$top/build/packaging/roots/bookworm-archives" "$R/var/cache/apt/archives"
+mount --bind "$top/build/packaging/roots/$suite-archives" "$R/var/cache/apt/archives"
 mkdir -p "$R/debs" && mount --bind -o ro "$debs" "$R/debs"
 cp /etc/resolv.conf "$R/etc/resolv.conf"
 trap 'kill_root_procs' EXIT
@@ -52,6 +61,7 @@ in_root apt-get update || { record FAIL root "apt-get update in the root failed"
 
 mod_deb=$(cd "$debs" && ls libnginx-mod-event-io-uring_*.deb 2>/dev/null | tail -1)
 lev_debs=$(cd "$debs" && ls libevent-*.deb 2>/dev/null | grep -v dbgsym | tr '\n' ' ')
+nginx_v=$(in_root_out apt-cache policy nginx | sed -n 's/^ *Candidate: //p')
 
 # ------------------------------------------------------------- nginx
 if [ -z "$mod_deb" ]; then
@@ -65,7 +75,7 @@ else
         if [ -f "$so" ] && [ "$(readlink "$link")" = /usr/share/nginx/modules-available/mod-event-io-uring.conf ] \
            && [ "$conf" = "load_module modules/ngx_event_io_uring_module.so;" ] \
            && in_root dpkg -s nginx; then
-            record PASS nginx-install "Depends: $(dpkg-deb -f "$debs/$mod_deb" Depends)"
+            record PASS nginx-install "nginx $nginx_v; Depends: $(dpkg-deb -f "$debs/$mod_deb" Depends)"
         else
             record FAIL nginx-install "layout: so=$( [ -f "$so" ] && echo yes || echo no)" \
                 "link=$(readlink "$link") conf='$conf'"
@@ -103,6 +113,10 @@ else
 fi
 
 # ------------------------------------------------------------- libevent
+if [ "$suite" != bookworm ]; then
+    echo "$name suite: $(($(date +%s) - start)) s (log: $out/log)"
+    exit 0
+fi
 if in_root apt-get install -y memcached; then
     netns memcached_serve epoll stock
 else
@@ -135,4 +149,4 @@ else
     netns memcached_serve epoll reverted
 fi
 
-echo "packages suite: $(($(date +%s) - start)) s (log: build/tests-packages/log)"
+echo "$name suite: $(($(date +%s) - start)) s (log: $out/log)"
