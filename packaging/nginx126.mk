@@ -9,7 +9,7 @@
 #   make module126         the module built against that tree the way
 #                          module.mk builds it against Debian 12's
 #   make test-nginx126     suite nginx126: tests/nginx against the 1.26
-#                          binary, every mode
+#                          binary, every mode (not part of make test)
 #   make nginx126-tests    nginx's own suite (the 1.22 revision) against it,
 #                          every mode (slow: not part of make test)
 #   make core-liburing29   core/ compiled against liburing 2.9's headers
@@ -26,7 +26,7 @@ N126_DEV     := $(N126_DIR)/dev
 N126_MOD_NGX := $(N126_DIR)/module/nginx
 N126_MOD_SO  := $(N126_DIR)/module/ngx_event_io_uring_module.so
 # what Debian 13's nginx links or builds with, as its Build-Depends
-N126_DEPS    := build-essential dpkg-dev devscripts libexpat-dev libgd-dev \
+N126_DEPS    := build-essential dpkg-dev devscripts libexpat1-dev libgd-dev \
                 libgeoip-dev libpcre2-dev libperl-dev libssl-dev \
                 libxslt1-dev zlib1g-dev liburing-dev
 
@@ -119,8 +119,8 @@ $(N126_FAULT_SO): $(N126_FAULT_NGX)/.configured $(MOD_SRCS) $(MOD_FAULT_CORE) co
 .PHONY: module126-faults
 module126-faults: $(N126_FAULT_SO)
 
-TEST_SUITES += nginx126
-
+# Not in make test (about 5 minutes, plus 3 to build nginx the first
+# time): its own target, as make nginx-tests is.
 # tests/nginx against the 1.26 binary and its module, in a directory of
 # its own (the suite's lock and results are per directory)
 N126_ENV := RP_NGINX_BIN=$(abspath $(N126_BIN)) \

@@ -98,7 +98,7 @@ nginx_serve() {
     [ -n "$master" ] && wait_for 10 sh -c "! kill -0 $master 2>/dev/null"
     [ -n "$master" ] && kill -9 $master $workers 2>/dev/null
     if [ -z "$why" ]; then
-        record PASS "$label" "[$want] GET / 200 from workers $workers${notice:+; $notice}"
+        record PASS "$label" "[$want] GET / 200 from workers ${workers% }${notice:+; $notice}"
     else
         record FAIL "$label" "[$want] $why"
     fi
@@ -121,7 +121,8 @@ memcached_serve() {
         my $r = ""; local $SIG{ALRM} = sub { print $r; exit 2 }; alarm 5;
         while (<$s>) { $r .= $_; last if /^END/ } print $r' | tr -d '\r' | tr '\n' '|')
     [ "$reply" = "STORED|VALUE ringplug 0 5|hello|END|" ] || why="${why:+$why; }set/get gave '$reply'"
-    methods=$(sed -n 's/.*libevent using: //p' "$out/memcached.err" | sort | uniq -c | tr -s ' ' | tr '\n' ',')
+    methods=$(sed -n 's/.*libevent using: //p' "$out/memcached.err" | sort | uniq -c \
+        | awk '{printf "%s%s x%s", (NR > 1 ? ", " : ""), $2, $1}')
     r=$(rings "$pid")
     if [ "$want" = io_uring ]; then
         [ "$r" -ge 1 ] || why="${why:+$why; }memcached holds no io_uring"
@@ -139,7 +140,7 @@ memcached_serve() {
     wait "$pid" 2>/dev/null
     cat "$out/memcached.err" >> "$out/log"
     if [ -z "$why" ]; then
-        record PASS "$label" "[$want] set/get, libevent using:$methods ${RP_EVENT_ENV:-} $r io_uring"
+        record PASS "$label" "[$want${RP_EVENT_ENV:+ $RP_EVENT_ENV}] set/get; libevent using: $methods; $r rings"
     else
         record FAIL "$label" "[$want${RP_EVENT_ENV:+ $RP_EVENT_ENV}] $why"
     fi
