@@ -77,12 +77,12 @@ $(PKG_DEBS13)/.module: $(PKG_MOD_IN) packaging/nginx-module/build-trixie.sh
 # Debian 13 root, served by Debian 13's nginx (not part of make test: the
 # first run makes a Debian 13 build root, about 3 minutes)
 .PHONY: test-packages-trixie
-test-packages-trixie: packaging-deps
+test-packages-trixie: packaging-deps tools
 	@$(MAKE) --no-print-directory deb-trixie || \
 	    echo "test-packages-trixie: make deb-trixie failed"
 	@scripts/suite.sh packages-trixie tests/packages/run.sh $(PKG_DEBS13) trixie
 
-test-packages: packaging-deps
+test-packages: packaging-deps tools
 	@$(MAKE) --no-print-directory deb || \
 	    echo "test-packages: make deb failed; the suite reports what is missing"
 	@scripts/suite.sh packages tests/packages/run.sh $(PKG_DEBS)
