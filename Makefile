@@ -32,6 +32,7 @@ include core/core.mk
 -include tests/docker/tests.mk
 -include tests/fuzz/fuzz.mk
 -include tests/soak/soak.mk
+-include packaging/packaging.mk
 
 all: $(ALL_TARGETS)
 

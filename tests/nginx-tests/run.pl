@@ -9,7 +9,9 @@
 #
 # Usage: run.pl SUITE_DIR [MODE ...]
 #   env NGINX_TESTS_JOBS (4), NGINX_TESTS_FILES ("h2*.t grpc.t": a subset),
-#   RP_RESULTS (results file), RP_NGINX_MODULE (the .so), RP_NGINX_BIN.
+#   RP_RESULTS (results file), RP_NGINX_MODULE (the .so), RP_NGINX_BIN,
+#   RP_NGINX_MODULES_DIR (that nginx's own dynamic modules), RP_NGINX_TESTS_OUT
+#   (the output directory: build/nginx-tests).
 #
 # Per mode it prints files, tests, failed files and wall time.  A file that
 # fails is run once more on its own in the same mode (the suite's timing
@@ -35,7 +37,7 @@ my $top = abs_path("$here/../..");
 my $suite = abs_path(shift @ARGV // die "usage: run.pl SUITE_DIR [MODE...]\n");
 my @modes = @ARGV ? @ARGV : qw(epoll io_uring_readiness io_uring_completion);
 my $jobs = $ENV{NGINX_TESTS_JOBS} || 4;
-my $out = "$top/build/nginx-tests";
+my $out = $ENV{RP_NGINX_TESTS_OUT} || "$top/build/nginx-tests";
 make_path($out);
 
 # a copy of the module: a rebuild during the run must not rewrite the file
@@ -85,7 +87,8 @@ sub run_mode {
     my ($mode, $j, $verbose, @list) = @_;
     my $m = $MODES{$mode} or die "run.pl: unknown mode $mode\n";
     local $ENV{TEST_NGINX_BINARY} = $ENV{RP_NGINX_BIN} || '/usr/sbin/nginx';
-    local $ENV{TEST_NGINX_MODULES} = '/usr/lib/nginx/modules';
+    local $ENV{TEST_NGINX_MODULES} = $ENV{RP_NGINX_MODULES_DIR}
+        || '/usr/lib/nginx/modules';
     # as root, workers would switch to nobody and not reach the test's
     # private directory
     local $ENV{TEST_NGINX_GLOBALS} = $m->{main}
@@ -178,7 +181,7 @@ for my $mode (grep { $_ ne 'epoll' } @modes) {
                 . " failed there), not an event-module matter");
         } else {
             record("FAIL $name ($x->{failed} of $x->{tests} failed, also when "
-                . "run alone; see build/nginx-tests/$mode.log)");
+                . "run alone; see $out/$mode.log)");
             $bad++;
         }
     }

@@ -1,6 +1,8 @@
 #!/bin/sh
 # nginx integration suite: runs every case in tests/nginx/t/ once per event
-# mode in $MODES (default "epoll io_uring_readiness io_uring_completion") against Debian's /usr/sbin/nginx.
+# mode in $MODES (default "epoll io_uring_readiness io_uring_completion") against Debian's /usr/sbin/nginx
+# (or RP_NGINX_BIN with RP_NGINX_MODULE, RP_NGINX_MODULES_DIR and RP_NGINX_BUILD
+# for its own directory, as make test-nginx126 sets them).
 # Each (case, mode) appends "PASS|FAIL nginx/<case> [<mode>]" to $RP_RESULTS
 # (see scripts/suite.sh); a test file that dies without recording a failure
 # gets one FAIL line of its own.  Full TAP output: build/tests-nginx/prove.log.
@@ -9,7 +11,7 @@
 #   MODES=epoll tests/nginx/run.sh t/static.t        (some files, one mode)
 cd "$(dirname "$0")/../.." || exit 1
 top=$(pwd)
-out=$top/build/tests-nginx
+out=${RP_NGINX_BUILD:-$top/build/tests-nginx}
 mkdir -p "$out"
 if [ -z "${RP_RESULTS:-}" ]; then
     RP_RESULTS=$out/results

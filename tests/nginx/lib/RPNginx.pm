@@ -41,7 +41,10 @@ our $BUILD = $ENV{RP_NGINX_BUILD} || "$TOP/build/tests-nginx";
 our $NGINX = $ENV{RP_NGINX_BIN} || '/usr/sbin/nginx';
 our $MODULE_SO = $ENV{RP_NGINX_MODULE}
     || "$TOP/build/module/ngx_event_io_uring_module.so";
-our $STREAM_SO = '/usr/lib/nginx/modules/ngx_stream_module.so';
+# nginx's own dynamic modules: Debian's, or RP_NGINX_MODULES_DIR's for
+# another nginx build (a module loads only into the version it was built for)
+our $MODULES_DIR = $ENV{RP_NGINX_MODULES_DIR} || '/usr/lib/nginx/modules';
+our $STREAM_SO = "$MODULES_DIR/ngx_stream_module.so";
 
 # The event modes.  A mode is what goes before events {} (load_module lines),
 # what goes inside it, the shared object it needs, whether its workers must

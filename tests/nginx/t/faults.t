@@ -18,7 +18,9 @@ use RPNginx;
 use Test::More;
 use File::Path qw(make_path);
 
-my $so = "$TOP/build/module-faults/ngx_event_io_uring_module.so";
+# RP_NGINX_FAULT_MODULE: the same build for another nginx (make test-nginx126)
+my $so = $ENV{RP_NGINX_FAULT_MODULE}
+    || "$TOP/build/module-faults/ngx_event_io_uring_module.so";
 my $data = "$BUILD/data/faults";
 make_path($data);
 make_file("$data/1m", 1 << 20) unless (-s "$data/1m" // 0) == 1 << 20;

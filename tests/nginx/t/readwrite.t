@@ -266,7 +266,7 @@ EOF2
 
 rp_case('image-filter-finalize', sub {
     my ($mode, $dir) = @_;
-    my $so = '/usr/lib/nginx/modules/ngx_http_image_filter_module.so';
+    my $so = "$RPNginx::MODULES_DIR/ngx_http_image_filter_module.so";
     rp_skip("no $so (libnginx-mod-http-image-filter)") unless -f $so;
     my $ng = nginx_start($mode, $dir, main => "load_module $so;", http => <<"EOF2");
     proxy_cache_path $dir/cache keys_zone=cache:1m;
