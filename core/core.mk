@@ -34,14 +34,15 @@ $(CORE_LIB_SAN): $(CORE_SRCS:core/%.c=$(BUILD)/core-san/%.o)
 .PHONY: core
 core: $(CORE_LIB)
 
-# The Windows engine (core/rio.c, core/os-win.c), cross-built with Debian's
+# The Windows engine (core/win/: rio.c, os-win.c), cross-built with Debian's
 # mingw-w64 into $(BUILD)/windows/core; a test build of it takes its RIO
 # function table from the tests' RIO stand-in (-DRP_RIO_STANDIN,
 # tests/windows/rio-standin.h).
 CORE_WIN_CC    := x86_64-w64-mingw32-gcc
-CORE_WIN_SRCS  := core/engine.c core/fd.c core/bufs.c core/rio.c core/os-win.c
+CORE_WIN_SRCS  := core/engine.c core/fd.c core/bufs.c core/win/rio.c \
+                  core/win/os-win.c
 CORE_WIN_HDRS  := $(CORE_HDRS) core/win/rio.h
-CORE_WIN_CFLAGS := -std=gnu11 $(WARN) -O2 -g -Icore
+CORE_WIN_CFLAGS := -std=gnu11 $(WARN) -O2 -g -Icore -Icore/win
 CORE_WIN_LIB   := $(BUILD)/windows/core/libringplug.a
 CORE_WIN_DEPS  := $(BUILD)/.deps-core-windows
 
@@ -53,7 +54,11 @@ $(BUILD)/windows/core/%.o: core/%.c $(CORE_WIN_HDRS) | $(CORE_WIN_DEPS)
 	@mkdir -p $(@D)
 	$(CORE_WIN_CC) $(CORE_WIN_CFLAGS) -c -o $@ $<
 
-$(CORE_WIN_LIB): $(CORE_WIN_SRCS:core/%.c=$(BUILD)/windows/core/%.o)
+$(BUILD)/windows/core/%.o: core/win/%.c $(CORE_WIN_HDRS) | $(CORE_WIN_DEPS)
+	@mkdir -p $(@D)
+	$(CORE_WIN_CC) $(CORE_WIN_CFLAGS) -c -o $@ $<
+
+$(CORE_WIN_LIB): $(patsubst %.c,$(BUILD)/windows/core/%.o,$(notdir $(CORE_WIN_SRCS)))
 	x86_64-w64-mingw32-ar rcs $@ $^
 
 .PHONY: core-windows

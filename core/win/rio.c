@@ -49,7 +49,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "win/rio.h"
+#include "rio.h"
 #include "engine.h"
 
 #ifdef RP_RIO_STANDIN
