@@ -32,6 +32,8 @@ include core/core.mk
 -include tests/docker/tests.mk
 -include tests/fuzz/fuzz.mk
 -include tests/soak/soak.mk
+-include windows/windows.mk
+-include tests/windows/tests.mk
 
 all: $(ALL_TARGETS)
 
