@@ -40,9 +40,12 @@ wine_boot() {
         return 1
     fi
     if [ ! -f "$WINEPREFIX/.rp-booted" ]; then
-        if ! timeout 300 "$WINE64" wineboot -i > "$WIN_DIR/wineboot.log" 2>&1
-        then
-            echo "wineboot -i failed: $(grep -v '^$' "$WIN_DIR/wineboot.log" | tail -1)"
+        timeout 300 "$WINE64" wineboot -i < /dev/null \
+            > "$WIN_DIR/wineboot.log" 2>&1
+        rc=$?
+        if [ $rc -ne 0 ]; then
+            echo "wineboot -i failed (exit $rc): $(grep -v '^$' "$WIN_DIR/wineboot.log" | tail -1)"
+            wine_stop
             return 1
         fi
         touch "$WINEPREFIX/.rp-booted"
@@ -56,6 +59,7 @@ wine_boot() {
         return 0
     fi
     echo "wine64 cmd.exe /c echo failed: $(grep -v '^$' "$WIN_DIR/wine-check.log" | tail -1)"
+    wine_stop
     return 1
 }
 
