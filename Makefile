@@ -33,6 +33,8 @@ include core/core.mk
 -include tests/fuzz/fuzz.mk
 -include tests/soak/soak.mk
 -include packaging/packaging.mk
+-include windows/windows.mk
+-include tests/windows/tests.mk
 
 all: $(ALL_TARGETS)
 
@@ -52,6 +54,9 @@ help:
 	@echo "  make deb-trixie   the Debian 13 module package (nginx 1.26)"
 	@echo "  make test-nginx126, make nginx126-tests"
 	@echo "                    tests/nginx and nginx's suite against nginx 1.26"
+	@echo "  make windows      Debian's libevent and the engine cross-built for"
+	@echo "                    Windows with mingw-w64 (build/windows/)"
+	@echo "  make test-windows the Windows suite under Wine (part of make test)"
 	@echo "  make bench        full benchmark, epoll vs io_uring (minutes)"
 	@echo "  make bench-quick  a short benchmark smoke run (part of make test)"
 	@echo "  make bench-filesend  sendfile vs pread+send vs io_uring SPLICE"
