@@ -119,25 +119,27 @@ struct bufferevent_io_uring {
 	evutil_socket_t fd;
 	struct evbuffer *stash;		/* read aside while reading was off */
 
-	/* the send in flight; on the handle of generation send_gen */
+	/* the send in flight: its bytes (as bufferevent_async's), and the
+	 * handle it went on (send_rf_gen, a value of rf_gen) */
 	size_t write_in_progress;
-	unsigned gen;			/* counts handles closed */
-	unsigned send_gen;
+	unsigned rf_gen;		/* counts handles closed */
+	unsigned send_rf_gen;
 	struct bev_io_uring_send *send;
 
-	unsigned ok : 1;		/* has an fd and may do I/O */
+	unsigned attached : 1;		/* bev_io_uring_attach put fd on
+					   the engine: I/O allowed */
 	unsigned unconnected : 1;	/* fd not connected (yet) */
 	unsigned recv_on : 1;		/* we asked for the receive */
 	unsigned send_done : 1;		/* the send's done callback ran */
-	unsigned in_call : 1;		/* inside our own engine call */
+	unsigned in_engine_call : 1;	/* inside our own engine call */
 	unsigned want_wcb : 1;		/* writing enabled with nothing to
 					   send: run the write callback */
 	unsigned want_io : 1;		/* consider reading and writing in
 					   the loop thread */
 	unsigned want_close : 1;	/* close rf in the loop thread */
 	unsigned want_setfd : 1;	/* put fd on the engine there */
-	unsigned read_added : 1;	/* virtual events held */
-	unsigned write_added : 1;
+	unsigned virtual_read : 1;	/* virtual events held on the base */
+	unsigned virtual_write : 1;
 };
 
 const struct bufferevent_ops bufferevent_ops_io_uring = {
@@ -218,37 +220,37 @@ bev_io_uring_fd_kind(evutil_socket_t fd, int *connected)
 /* The base keeps the loop running while we read or write: libevent counts
  * no event of ours otherwise. */
 static void
-bev_io_uring_add_read(struct bufferevent_io_uring *beu)
+bev_io_uring_add_virtual_read(struct bufferevent_io_uring *beu)
 {
-	if (!beu->read_added) {
-		beu->read_added = 1;
+	if (!beu->virtual_read) {
+		beu->virtual_read = 1;
 		event_base_add_virtual_(beu->bev.bev.ev_base);
 	}
 }
 
 static void
-bev_io_uring_del_read(struct bufferevent_io_uring *beu)
+bev_io_uring_del_virtual_read(struct bufferevent_io_uring *beu)
 {
-	if (beu->read_added) {
-		beu->read_added = 0;
+	if (beu->virtual_read) {
+		beu->virtual_read = 0;
 		event_base_del_virtual_(beu->bev.bev.ev_base);
 	}
 }
 
 static void
-bev_io_uring_add_write(struct bufferevent_io_uring *beu)
+bev_io_uring_add_virtual_write(struct bufferevent_io_uring *beu)
 {
-	if (!beu->write_added) {
-		beu->write_added = 1;
+	if (!beu->virtual_write) {
+		beu->virtual_write = 1;
 		event_base_add_virtual_(beu->bev.bev.ev_base);
 	}
 }
 
 static void
-bev_io_uring_del_write(struct bufferevent_io_uring *beu)
+bev_io_uring_del_virtual_write(struct bufferevent_io_uring *beu)
 {
-	if (beu->write_added) {
-		beu->write_added = 0;
+	if (beu->virtual_write) {
+		beu->virtual_write = 0;
 		event_base_del_virtual_(beu->bev.bev.ev_base);
 	}
 }
@@ -294,7 +296,7 @@ bev_io_uring_watch(struct bufferevent_io_uring *beu, int reset)
 		    EV_WRITE|EV_PERSIST|EV_FINALIZE, bev_io_uring_connect_cb,
 		    bev);
 	}
-	if (!beu->ok || !(on & (EV_READ|EV_WRITE))) {
+	if (!beu->attached || !(on & (EV_READ|EV_WRITE))) {
 		event_del(&bev->ev_write);
 		return;
 	}
@@ -337,7 +339,7 @@ bev_io_uring_send_done(void *arg)
 		return;
 	}
 	beu->send_done = 1;
-	if (!beu->in_call)
+	if (!beu->in_engine_call)
 		io_uring_cfd_note_(&beu->cfd);
 }
 
@@ -355,11 +357,11 @@ bev_io_uring_write_complete(struct bufferevent_io_uring *beu)
 	beu->want_wcb = 0;	/* this completion is the write event */
 	beu->write_in_progress = 0;
 	bev_io_uring_unpin(beu->send);
-	bev_io_uring_del_write(beu);
+	bev_io_uring_del_virtual_write(beu);
 
 	/* A send on a handle closed since (setfd, free) was abandoned: the
 	 * output was unfrozen then and may hold anything now. */
-	if (beu->send_gen != beu->gen || !beu->rf)
+	if (beu->send_rf_gen != beu->rf_gen || !beu->rf)
 		err = -ECANCELED;
 	else
 		err = rp_send_error(beu->rf);
@@ -374,7 +376,7 @@ bev_io_uring_write_complete(struct bufferevent_io_uring *beu)
 		 * below the low watermark. */
 		bufferevent_trigger_nolock_(bev, EV_WRITE, 0);
 		bev_io_uring_consider_writing(beu);
-	} else if (err != -ECANCELED && beu->ok) {
+	} else if (err != -ECANCELED && beu->attached) {
 		evbuffer_unfreeze(bev->output, 1);
 		bufferevent_decrement_write_buckets_(&beu->bev, -(ev_ssize_t)n);
 		EVUTIL_SET_SOCKET_ERROR(-err);
@@ -394,12 +396,12 @@ bev_io_uring_close_rf(struct bufferevent_io_uring *beu, int abandon)
 {
 	if (!beu->rf)
 		return;
-	beu->in_call = 1;
+	beu->in_engine_call = 1;
 	rp_fd_close(beu->engine, beu->rf, 0);
-	beu->in_call = 0;
+	beu->in_engine_call = 0;
 	beu->rf = NULL;
 	beu->recv_on = 0;
-	++beu->gen;
+	++beu->rf_gen;
 	if (beu->write_in_progress)
 		evbuffer_unfreeze(beu->bev.bev.output, 1);
 	if (beu->send_done) {
@@ -408,7 +410,7 @@ bev_io_uring_close_rf(struct bufferevent_io_uring *beu, int abandon)
 		beu->send->beu = NULL;
 		beu->send = NULL;
 		beu->write_in_progress = 0;
-		bev_io_uring_del_write(beu);
+		bev_io_uring_del_virtual_write(beu);
 		bufferevent_decref_(&beu->bev.bev);
 	}
 }
@@ -430,14 +432,14 @@ bev_io_uring_engine_gone(struct bufferevent_io_uring *beu)
 		return (0);
 	beu->rf = NULL;
 	beu->recv_on = 0;
-	bev_io_uring_del_read(beu);
+	bev_io_uring_del_virtual_read(beu);
 	beu->send_done = 0;
 	if (beu->write_in_progress) {
 		beu->write_in_progress = 0;
-		++beu->gen;
+		++beu->rf_gen;
 		evbuffer_unfreeze(bev->output, 1);
 		bev_io_uring_unpin(beu->send);
-		bev_io_uring_del_write(beu);
+		bev_io_uring_del_virtual_write(beu);
 		bufferevent_decref_(bev);
 	}
 	return (1);
@@ -458,7 +460,7 @@ bev_io_uring_check_engine(struct bufferevent_io_uring *beu)
 		return (0);
 	if (!(e = io_uring_bev_engine_(bev->ev_base))) {
 		beu->engine = NULL;
-		beu->ok = 0;
+		beu->attached = 0;
 		return (-1);
 	}
 	event_callback_cancel_(bev->ev_base, &beu->cfd.cb);
@@ -467,7 +469,7 @@ bev_io_uring_check_engine(struct bufferevent_io_uring *beu)
 	beu->engine = e;
 	if (beu->fd >= 0 &&
 	    !(beu->rf = rp_fd_open(e, beu->fd, &beu->cfd))) {
-		beu->ok = 0;
+		beu->attached = 0;
 		return (-1);
 	}
 	return (0);
@@ -538,7 +540,7 @@ bev_io_uring_read(struct bufferevent_io_uring *beu)
 	uint32_t token;
 	int st;
 
-	if (!beu->rf || !beu->ok || bev_p->connecting || beu->unconnected)
+	if (!beu->rf || !beu->attached || bev_p->connecting || beu->unconnected)
 		return;
 	if (!(bev->enabled & EV_READ) || bev_p->read_suspended) {
 		bev_io_uring_stash(beu);
@@ -649,7 +651,7 @@ bev_io_uring_cb(struct event_callback *cb, void *arg)
 	}
 	if (beu->want_wcb) {
 		beu->want_wcb = 0;
-		if (beu->ok && !beu->write_in_progress &&
+		if (beu->attached && !beu->write_in_progress &&
 		    (bev->enabled & EV_WRITE) && !beu->bev.write_suspended)
 			bufferevent_trigger_nolock_(bev, EV_WRITE, 0);
 	}
@@ -665,13 +667,13 @@ bev_io_uring_consider_reading(struct bufferevent_io_uring *beu)
 
 	if (bev_io_uring_defer(beu, BEV_IO_URING_IO))
 		return;
-	if (bev_io_uring_check_engine(beu) < 0 || !beu->ok || !beu->rf ||
+	if (bev_io_uring_check_engine(beu) < 0 || !beu->attached || !beu->rf ||
 	    beu->bev.connecting || beu->unconnected ||
 	    !(bev->enabled & EV_READ) || beu->bev.read_suspended) {
-		bev_io_uring_del_read(beu);
+		bev_io_uring_del_virtual_read(beu);
 		return;
 	}
-	bev_io_uring_add_read(beu);
+	bev_io_uring_add_virtual_read(beu);
 	if (!beu->recv_on && rp_recv_status(beu->rf) == 0) {
 		r = rp_recv_start(beu->engine, beu->rf,
 		    BEV_IO_URING_MAX_QUEUED);
@@ -706,7 +708,7 @@ bev_io_uring_consider_writing(struct bufferevent_io_uring *beu)
 		return;
 	if (bev_io_uring_defer(beu, BEV_IO_URING_IO))
 		return;
-	if (bev_io_uring_check_engine(beu) < 0 || !beu->ok || !beu->rf ||
+	if (bev_io_uring_check_engine(beu) < 0 || !beu->attached || !beu->rf ||
 	    !(bev->enabled & EV_WRITE) || beu->bev.write_suspended ||
 	    !(at_most = evbuffer_get_length(output)))
 		return;
@@ -745,12 +747,12 @@ bev_io_uring_consider_writing(struct bufferevent_io_uring *beu)
 
 	bufferevent_incref_(bev);
 	beu->write_in_progress = sum;
-	beu->send_gen = beu->gen;
+	beu->send_rf_gen = beu->rf_gen;
 	beu->send_done = 0;
-	beu->in_call = 1;
+	beu->in_engine_call = 1;
 	r = rp_send(beu->engine, beu->rf, iov, n, 0, bev_io_uring_send_done,
 	    beu->send);
-	beu->in_call = 0;
+	beu->in_engine_call = 0;
 	if (r < 0) {
 		beu->write_in_progress = 0;
 		beu->send_done = 0;
@@ -764,7 +766,7 @@ bev_io_uring_consider_writing(struct bufferevent_io_uring *beu)
 		return;
 	}
 	bufferevent_decrement_write_buckets_(&beu->bev, sum);
-	bev_io_uring_add_write(beu);
+	bev_io_uring_add_virtual_write(beu);
 	beu->want_wcb = 0;
 	if (evutil_timerisset(&bev->timeout_write) &&
 	    !event_pending(&bev->ev_write, EV_TIMEOUT, NULL))
@@ -801,7 +803,7 @@ be_io_uring_enable(struct bufferevent *bev, short what)
 			bev_io_uring_watch(beu, what & EV_WRITE);
 		return (0);
 	}
-	if (!beu->ok)
+	if (!beu->attached)
 		return (beu->want_setfd ? 0 : -1);
 	bev_io_uring_timers(bev, beu->fd);
 
@@ -831,7 +833,7 @@ be_io_uring_disable(struct bufferevent *bev, short what)
 
 	if (what & EV_READ) {
 		BEV_DEL_GENERIC_READ_TIMEOUT(bev);
-		bev_io_uring_del_read(beu);
+		bev_io_uring_del_virtual_read(beu);
 	}
 	if (beu->unconnected && !beu->bev.connecting) {
 		bev_io_uring_watch(beu, 0);
@@ -852,8 +854,8 @@ be_io_uring_unlink(struct bufferevent *bev)
 	EVUTIL_ASSERT(!beu->write_in_progress);
 	if (!bev_io_uring_engine_gone(beu))
 		bev_io_uring_close_rf(beu, 1);
-	bev_io_uring_del_read(beu);
-	bev_io_uring_del_write(beu);
+	bev_io_uring_del_virtual_read(beu);
+	bev_io_uring_del_virtual_write(beu);
 	io_uring_cfd_clear_(&beu->cfd);
 }
 
@@ -926,7 +928,7 @@ bev_io_uring_attach(struct bufferevent_io_uring *beu)
 	if (!beu->rf &&
 	    !(beu->rf = rp_fd_open(beu->engine, beu->fd, &beu->cfd)))
 		return (-1);
-	beu->ok = 1;
+	beu->attached = 1;
 	if (beu->unconnected) {
 		/* bufferevent_socket_connect watches its own connect in
 		 * ev_write (this may run after it, handed over) */
@@ -950,7 +952,7 @@ bev_io_uring_setfd(struct bufferevent_io_uring *beu, evutil_socket_t fd)
 		    "bufferevent cannot use it", __func__, (int)fd);
 		return (-1);
 	}
-	bev_io_uring_del_read(beu);
+	bev_io_uring_del_virtual_read(beu);
 	bev_io_uring_timers(bev, fd);
 	/* as be_socket_setfd */
 	evbuffer_unfreeze(bev->input, 0);
@@ -960,7 +962,7 @@ bev_io_uring_setfd(struct bufferevent_io_uring *beu, evutil_socket_t fd)
 	/* as be_socket_setfd */
 	evutil_getaddrinfo_cancel_async_(beu->bev.dns_request);
 	beu->fd = fd;
-	beu->ok = 0;
+	beu->attached = 0;
 	beu->unconnected = fd >= 0 && !connected;
 	/* From another thread while the loop runs, the engine's part (and
 	 * any error of it: a warning) comes in the loop's thread. */
@@ -990,15 +992,15 @@ be_io_uring_ctrl(struct bufferevent *bev, enum bufferevent_ctrl_op op,
 		if (beu->rf) {
 			bufferevent_incref_(bev);
 			if (bev_io_uring_defer(beu, BEV_IO_URING_CLOSE)) {
-				beu->ok = 0;
-				bev_io_uring_del_read(beu);
+				beu->attached = 0;
+				bev_io_uring_del_virtual_read(beu);
 				return (0);
 			}
 			bufferevent_decref_(bev);
 		}
 		bev_io_uring_close_rf(beu, 1);
-		bev_io_uring_del_read(beu);
-		beu->ok = 0;
+		bev_io_uring_del_virtual_read(beu);
+		beu->attached = 0;
 		beu->want_setfd = 0;
 		/* a poll holds the file too */
 		if (event_get_callback(&bev->ev_write) ==
@@ -1078,7 +1080,7 @@ bev_io_uring_connect_cb(evutil_socket_t fd, short what, void *arg)
 	int c, err;
 
 	bufferevent_incref_and_lock_(bev);
-	if (!beu->ok || !beu->unconnected || beu->bev.connecting) {
+	if (!beu->attached || !beu->unconnected || beu->bev.connecting) {
 		event_del(&bev->ev_write);
 		goto done;
 	}

@@ -44,7 +44,7 @@ struct evbuffer;
 
 /*
  * The fd_data of an engine handle that a bufferevent owns.  The backend's
- * engine callback queues it when RP_EV_RECV or RP_EV_SEND arrives (or when
+ * engine callback notes it when RP_EV_RECV or RP_EV_SEND arrives (or when
  * io_uring_cfd_note_ is called from a send's done callback), and activates
  * cb once the wait is over and the base lock is held again, so cb runs in
  * the loop's callback phase like any event callback.
@@ -53,10 +53,10 @@ struct io_uring_cfd {
 	struct event_callback cb;
 	struct event_base *base;
 	struct io_uringop *iop;
-	struct io_uring_cfd *next;	/* on the backend's done list */
+	struct io_uring_cfd *noted_next;	/* on iop->noted_cfds */
 	struct io_uring_cfd *all_next;	/* on the backend's list of all */
 	struct io_uring_cfd **all_prev;
-	unsigned queued : 1;
+	unsigned noted : 1;		/* on iop->noted_cfds */
 };
 
 /* The base's engine when completion bufferevents may be used on it (the

@@ -46,7 +46,7 @@
  * created with provided buffers unless EVENT_IO_URING_NO_BEV is set or the
  * base has EVENT_BASE_FLAG_IO_URING_NO_BEV (EVENT_IO_URING_BUFFERS sizes the
  * ring).  Their handles carry a struct io_uring_cfd as fd data; their
- * receive and send reports are queued on iop->done and their callbacks
+ * receive and send reports are noted on iop->noted_cfds and their callbacks
  * activated once the wait is over.
  */
 #include "event2/event-config.h"
@@ -136,7 +136,7 @@ struct io_uring_fd {
 	evutil_socket_t fd;
 	short events;		/* EV_READ|EV_WRITE|EV_CLOSED, and EV_ET */
 	unsigned char flags;	/* IO_URING_* */
-	unsigned ready;		/* poll mask reported in this pass */
+	unsigned revents;	/* poll mask reported in this pass */
 	int error;		/* poll error reported in this pass */
 };
 
@@ -157,15 +157,16 @@ struct io_uringop {
 	struct event_base *base;
 	int waiting;		/* dispatch is in rp_engine_wait_us, unlocked */
 
-	/* Completion bufferevents: handles with news from the last wait, and
-	 * one slot per provided buffer lent to an evbuffer (the evbuffer's
-	 * cleanup finds the engine and the buffer through it). */
-	int bev;			/* provided buffers, bufferevents on */
-	struct io_uring_cfd *done;
-	struct io_uring_bufref *bufrefs;
-	unsigned nbufrefs;		/* lent out now */
+	/* Completion bufferevents: whether they are on (the engine has
+	 * provided buffers), the handles noted as having news in the last
+	 * wait, and one slot per provided buffer lent to an evbuffer (the
+	 * evbuffer's cleanup finds the engine and the buffer through it). */
+	int completion_bevs;
+	struct io_uring_cfd *noted_cfds;
+	struct io_uring_bufref *bufrefs;	/* one per buffer in the ring */
+	unsigned nlent;			/* buffers lent out now */
 	int orphaned;			/* base freed, buffers still lent */
-	struct io_uring_cfd *cfds;	/* every bufferevent's, to detach */
+	struct io_uring_cfd *all_cfds;	/* every bufferevent's, to detach */
 	/* buffers let go of by another thread while the loop ran, for the
 	 * loop's thread to give back (release_cb) */
 	struct io_uring_bufref *released;
@@ -276,7 +277,7 @@ io_uring_init(struct event_base *base)
 			mm_free(iop);
 			return (NULL);
 		}
-		iop->bev = 1;
+		iop->completion_bevs = 1;
 	}
 	event_debug(("%s: %s", __func__,
 		rp_engine_describe(iop->engine)));
@@ -535,7 +536,7 @@ io_uring_event_cb(rp_engine_t *e, rp_fd_t *f, void *fd_data,
 	if (res < 0)
 		st->error = res;
 	else
-		st->ready |= (unsigned)res;
+		st->revents |= (unsigned)res;
 	if (!(st->flags & IO_URING_QUEUED_READY)) {
 		st->flags |= IO_URING_QUEUED_READY;
 		iop->ready[iop->nready++] = st->fd;
@@ -555,8 +556,8 @@ io_uring_activate(struct event_base *base, struct io_uringop *iop)
 		if (!st)
 			continue;
 		st->flags &= ~IO_URING_QUEUED_READY;
-		what = st->ready;
-		st->ready = 0;
+		what = st->revents;
+		st->revents = 0;
 
 		if (st->error == -ECANCELED) {
 			/* Cancelled by someone else (a cancel by fd, an
@@ -604,14 +605,14 @@ io_uring_activate(struct event_base *base, struct io_uringop *iop)
 
 /* Activate the callbacks of the bufferevents that had news. */
 static void
-io_uring_run_done(struct event_base *base, struct io_uringop *iop)
+io_uring_run_noted(struct event_base *base, struct io_uringop *iop)
 {
 	struct io_uring_cfd *cfd;
 
-	while ((cfd = iop->done)) {
-		iop->done = cfd->next;
-		cfd->next = NULL;
-		cfd->queued = 0;
+	while ((cfd = iop->noted_cfds)) {
+		iop->noted_cfds = cfd->noted_next;
+		cfd->noted_next = NULL;
+		cfd->noted = 0;
 		event_callback_activate_nolock_(base, &cfd->cb);
 	}
 }
@@ -653,7 +654,7 @@ io_uring_dispatch(struct event_base *base, struct timeval *tv)
 	iop->waiting = 0;
 
 	io_uring_activate(base, iop);
-	io_uring_run_done(base, iop);
+	io_uring_run_noted(base, iop);
 
 	if (res < 0) {
 		if (res != -EINTR) {
@@ -710,7 +711,7 @@ io_uring_dealloc(struct event_base *base)
 		iop->released = ref->next;
 		io_uring_buf_put(ref);
 	}
-	if (iop->nbufrefs > 0) {
+	if (iop->nlent > 0) {
 		/* Evbuffers still hold provided buffers: the engine and iop
 		 * live on until the last one comes back. */
 		iop->orphaned = 1;
@@ -746,7 +747,7 @@ io_uring_bev_engine_(struct event_base *base)
 	if (!base || base->evsel != &io_uringops)
 		return (NULL);
 	iop = base->evbase;
-	if (!iop->bev || !io_uring_same_process(iop))
+	if (!iop->completion_bevs || !io_uring_same_process(iop))
 		return (NULL);
 	return (iop->engine);
 }
@@ -766,11 +767,11 @@ io_uring_cfd_init_(struct event_base *base, struct io_uring_cfd *cfd,
 	cfd->iop = iop;
 	/* bufferevents come and go in any thread */
 	EVBASE_ACQUIRE_LOCK(base, th_base_lock);
-	cfd->all_next = iop->cfds;
-	if (iop->cfds)
-		iop->cfds->all_prev = &cfd->all_next;
-	cfd->all_prev = &iop->cfds;
-	iop->cfds = cfd;
+	cfd->all_next = iop->all_cfds;
+	if (iop->all_cfds)
+		iop->all_cfds->all_prev = &cfd->all_next;
+	cfd->all_prev = &iop->all_cfds;
+	iop->all_cfds = cfd;
 	EVBASE_RELEASE_LOCK(base, th_base_lock);
 }
 
@@ -794,11 +795,11 @@ io_uring_cfd_note_(struct io_uring_cfd *cfd)
 {
 	struct io_uringop *iop = cfd->iop;
 
-	if (cfd->queued || !iop)
+	if (cfd->noted || !iop)
 		return;
-	cfd->queued = 1;
-	cfd->next = iop->done;
-	iop->done = cfd;
+	cfd->noted = 1;
+	cfd->noted_next = iop->noted_cfds;
+	iop->noted_cfds = cfd;
 }
 
 void
@@ -813,17 +814,17 @@ io_uring_cfd_clear_(struct io_uring_cfd *cfd)
 		EVBASE_RELEASE_LOCK(cfd->base, th_base_lock);
 		return;
 	}
-	/* Only a handle with news is queued, and only the loop's thread
+	/* Only a handle with news is noted, and only the loop's thread
 	 * (or one while no loop runs) frees a bufferevent with a live
 	 * handle: the list is not being filled now. */
-	if (cfd->queued) {
-		for (p = &iop->done; *p; p = &(*p)->next) {
+	if (cfd->noted) {
+		for (p = &iop->noted_cfds; *p; p = &(*p)->noted_next) {
 			if (*p == cfd) {
-				*p = cfd->next;
+				*p = cfd->noted_next;
 				break;
 			}
 		}
-		cfd->queued = 0;
+		cfd->noted = 0;
 	}
 	if (cfd->all_next)
 		cfd->all_next->all_prev = cfd->all_prev;
@@ -839,15 +840,15 @@ io_uring_bev_detach_all(struct io_uringop *iop)
 {
 	struct io_uring_cfd *cfd;
 
-	while ((cfd = iop->cfds)) {
-		iop->cfds = cfd->all_next;
+	while ((cfd = iop->all_cfds)) {
+		iop->all_cfds = cfd->all_next;
 		cfd->all_next = NULL;
 		cfd->all_prev = NULL;
-		cfd->queued = 0;
-		cfd->next = NULL;
+		cfd->noted = 0;
+		cfd->noted_next = NULL;
 		cfd->iop = NULL;
 	}
-	iop->done = NULL;
+	iop->noted_cfds = NULL;
 }
 
 /* Give a buffer lent to an evbuffer back to the ring, in the loop's
@@ -862,7 +863,7 @@ io_uring_buf_put(struct io_uring_bufref *ref)
 	if (!iop->orphaned || io_uring_same_process(iop))
 		rp_buf_release(iop->engine,
 		    (uint32_t)(ref - iop->bufrefs) + 1);
-	if (--iop->nbufrefs == 0 && iop->orphaned) {
+	if (--iop->nlent == 0 && iop->orphaned) {
 		if (io_uring_same_process(iop))
 			rp_engine_destroy(iop->engine);
 		else
@@ -936,7 +937,7 @@ io_uring_evbuffer_add_buf_(struct event_base *base, struct evbuffer *buf,
 		rp_buf_release(iop->engine, token);
 		return (-1);
 	}
-	++iop->nbufrefs;
+	++iop->nlent;
 	return (0);
 }
 
