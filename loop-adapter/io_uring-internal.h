@@ -94,7 +94,9 @@ void io_uring_cfd_clear_(struct io_uring_cfd *cfd);
  * Append a provided buffer taken with rp_recv_take() to buf without a copy.
  * The buffer goes back to the ring when buf no longer references it, even
  * after the base is freed (the engine then lives until its last buffer
- * comes back).  Returns 0, or -1 (the buffer was released).
+ * comes back).  Without memory for the reference the bytes are copied.
+ * Returns 0, or -1: no memory for either, the bytes are lost (the buffer
+ * was released).
  */
 int io_uring_evbuffer_add_buf_(struct event_base *base, struct evbuffer *buf,
     uint32_t token, const void *data, size_t len);

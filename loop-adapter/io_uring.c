@@ -996,12 +996,15 @@ io_uring_evbuffer_add_buf_(struct event_base *base, struct evbuffer *buf,
 {
 	struct io_uringop *iop = base->evbase;
 	struct io_uring_bufref *ref = &iop->bufrefs[token - 1];
+	int r;
 
 	ref->iop = iop;
 	if (evbuffer_add_reference(buf, data, len, io_uring_buf_cleanup,
 		ref) < 0) {
+		/* no chain for the reference: a copy, if it can be made */
+		r = evbuffer_add(buf, data, len);
 		rp_buf_release(iop->engine, token);
-		return (-1);
+		return (r);
 	}
 	++iop->nlent;
 	return (0);
