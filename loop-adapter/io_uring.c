@@ -990,6 +990,46 @@ io_uring_release_cb(struct event_callback *cb, void *arg)
 	}
 }
 
+#ifdef RP_FAULT_INJECTION
+static int io_uring_fault_fallback;	/* the next allocation is one */
+static int io_uring_fault_fallbacks;	/* fail them too */
+static long io_uring_fault_nfallbacks;
+
+void
+io_uring_fault_fallback_(void)
+{
+	io_uring_fault_fallback = 1;
+}
+
+void
+io_uring_fault_fallbacks_fail_(int on)
+{
+	io_uring_fault_fallbacks = on;
+	io_uring_fault_nfallbacks = 0;
+}
+
+long
+io_uring_fault_fallbacks_(void)
+{
+	return (io_uring_fault_nfallbacks);
+}
+
+int
+io_uring_fault_(void)
+{
+	int fail = rp_fault_alloc();
+
+	if (io_uring_fault_fallback) {
+		io_uring_fault_fallback = 0;
+		++io_uring_fault_nfallbacks;
+		fail |= io_uring_fault_fallbacks;
+	}
+	if (fail)
+		errno = ENOMEM;
+	return (fail);
+}
+#endif
+
 int
 io_uring_evbuffer_add_buf_(struct event_base *base, struct evbuffer *buf,
     uint32_t token, const void *data, size_t len)
@@ -1002,6 +1042,7 @@ io_uring_evbuffer_add_buf_(struct event_base *base, struct evbuffer *buf,
 	if (evbuffer_add_reference(buf, data, len, io_uring_buf_cleanup,
 		ref) < 0) {
 		/* no chain for the reference: a copy, if it can be made */
+		io_uring_fault_fallback_();
 		r = evbuffer_add(buf, data, len);
 		rp_buf_release(iop->engine, token);
 		return (r);
