@@ -94,10 +94,129 @@ void io_uring_cfd_clear_(struct io_uring_cfd *cfd);
  * Append a provided buffer taken with rp_recv_take() to buf without a copy.
  * The buffer goes back to the ring when buf no longer references it, even
  * after the base is freed (the engine then lives until its last buffer
- * comes back).  Returns 0, or -1 (the buffer was released).
+ * comes back).  Without memory for the reference the bytes are copied.
+ * Returns 0, or -1: no memory for either, the bytes are lost (the buffer
+ * was released).
  */
 int io_uring_evbuffer_add_buf_(struct event_base *base, struct evbuffer *buf,
     uint32_t token, const void *data, size_t len);
+
+#ifdef RP_FAULT_INJECTION
+/*
+ * A test build (make libevent-faults, tests/libevent/le-faults.c): every
+ * allocation of io_uring.c and bufferevent_io_uring.c, their own and the
+ * ones libevent makes for them in the calls below, asks core's
+ * rp_fault_alloc() first and fails as it would without memory.  One count
+ * for core and the adapter.  Include this header last.
+ */
+#include <errno.h>
+
+#include "mm-internal.h"
+#include "event2/buffer.h"
+#include "event2/bufferevent.h"
+#include "bufferevent-internal.h"
+
+/* core's (core/engine.h) */
+int rp_fault_alloc(void);
+long rp_fault_count(void);
+
+/* Whether to fail this allocation, with errno ENOMEM as libevent's own
+ * allocators set it (io_uring.c). */
+int io_uring_fault_(void);
+/*
+ * The next allocation is a fallback for one that just failed (a copy of a
+ * received buffer after no memory for a reference to it).  le-faults has
+ * fallbacks fail too in a second pass (on: 1), and counts them.
+ */
+void io_uring_fault_fallback_(void);
+void io_uring_fault_fallbacks_fail_(int on);
+long io_uring_fault_fallbacks_(void);
+
+static inline void *
+io_uring_fault_malloc_(size_t size)
+{
+	return (io_uring_fault_() ? NULL : mm_malloc(size));
+}
+
+static inline void *
+io_uring_fault_calloc_(size_t count, size_t size)
+{
+	return (io_uring_fault_() ? NULL : mm_calloc(count, size));
+}
+
+static inline void *
+io_uring_fault_realloc_(void *p, size_t size)
+{
+	return (io_uring_fault_() ? NULL : mm_realloc(p, size));
+}
+
+static inline struct evbuffer *
+io_uring_fault_evbuffer_new_(void)
+{
+	return (io_uring_fault_() ? NULL : evbuffer_new());
+}
+
+static inline int
+io_uring_fault_evbuffer_add_reference_(struct evbuffer *buf,
+    const void *data, size_t len, evbuffer_ref_cleanup_cb cleanup, void *arg)
+{
+	return (io_uring_fault_() ? -1 :
+	    evbuffer_add_reference(buf, data, len, cleanup, arg));
+}
+
+static inline int
+io_uring_fault_evbuffer_add_(struct evbuffer *buf, const void *data,
+    size_t len)
+{
+	return (io_uring_fault_() ? -1 : evbuffer_add(buf, data, len));
+}
+
+static inline int
+io_uring_fault_evbuffer_reserve_space_(struct evbuffer *buf,
+    ev_ssize_t size, struct evbuffer_iovec *vec, int n_vec)
+{
+	return (io_uring_fault_() ? -1 :
+	    evbuffer_reserve_space(buf, size, vec, n_vec));
+}
+
+static inline struct evbuffer_cb_entry *
+io_uring_fault_evbuffer_add_cb_(struct evbuffer *buf, evbuffer_cb_func cb,
+    void *arg)
+{
+	return (io_uring_fault_() ? NULL : evbuffer_add_cb(buf, cb, arg));
+}
+
+static inline int
+io_uring_fault_bufferevent_init_common_(struct bufferevent_private *bev_p,
+    struct event_base *base, const struct bufferevent_ops *ops,
+    enum bufferevent_options options)
+{
+	return (io_uring_fault_() ? -1 :
+	    bufferevent_init_common_(bev_p, base, ops, options));
+}
+
+#undef mm_malloc
+#undef mm_calloc
+#undef mm_realloc
+#define mm_malloc(size)		io_uring_fault_malloc_(size)
+#define mm_calloc(count, size)	io_uring_fault_calloc_((count), (size))
+#define mm_realloc(p, size)	io_uring_fault_realloc_((p), (size))
+#define evbuffer_new()		io_uring_fault_evbuffer_new_()
+#define evbuffer_add_reference(buf, data, len, cleanup, arg) \
+	io_uring_fault_evbuffer_add_reference_((buf), (data), (len), \
+	    (cleanup), (arg))
+#define evbuffer_add(buf, data, len) \
+	io_uring_fault_evbuffer_add_((buf), (data), (len))
+#define evbuffer_reserve_space(buf, size, vec, n_vec) \
+	io_uring_fault_evbuffer_reserve_space_((buf), (size), (vec), (n_vec))
+#define evbuffer_add_cb(buf, cb, arg) \
+	io_uring_fault_evbuffer_add_cb_((buf), (cb), (arg))
+#define bufferevent_init_common_(bev_p, base, ops, options) \
+	io_uring_fault_bufferevent_init_common_((bev_p), (base), (ops), \
+	    (options))
+#else
+#define io_uring_fault_fallback_()
+#endif /* RP_FAULT_INJECTION */
 
 #endif /* EVENT__HAVE_IO_URING */
 #endif /* IO_URING_INTERNAL_H_INCLUDED_ */
