@@ -60,10 +60,15 @@
 #ifdef EVENT__HAVE_IO_URING
 
 #include <sys/types.h>
+#ifdef _WIN32
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#else
 #include <sys/socket.h>
+#include <unistd.h>
+#endif
 #include <errno.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "event2/util.h"
 #include "event2/buffer.h"
@@ -209,7 +214,7 @@ bev_io_uring_fd_kind(evutil_socket_t fd, int *connected)
 	socklen_t len = sizeof(int);
 	int type = 0;
 
-	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 ||
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, (void *)&type, &len) < 0 ||
 	    type != SOCK_STREAM)
 		return (0);
 	len = sizeof(ss);
@@ -379,7 +384,7 @@ bev_io_uring_write_complete(struct bufferevent_io_uring *beu)
 	} else if (err != -ECANCELED && beu->attached) {
 		evbuffer_unfreeze(bev->output, 1);
 		bufferevent_decrement_write_buckets_(&beu->bev, -(ev_ssize_t)n);
-		EVUTIL_SET_SOCKET_ERROR(-err);
+		IO_URING_SET_SOCKET_ERROR(err);
 		bufferevent_disable(bev, EV_WRITE);
 		bufferevent_run_eventcb_(bev,
 		    BEV_EVENT_WRITING|BEV_EVENT_ERROR, 0);
@@ -468,7 +473,7 @@ bev_io_uring_check_engine(struct bufferevent_io_uring *beu)
 	    beu->cfd.cb.evcb_cb_union.evcb_selfcb, beu);
 	beu->engine = e;
 	if (beu->fd >= 0 &&
-	    !(beu->rf = rp_fd_open(e, beu->fd, &beu->cfd))) {
+	    !(beu->rf = IO_URING_FD_OPEN(e, beu->fd, &beu->cfd))) {
 		beu->attached = 0;
 		return (-1);
 	}
@@ -616,7 +621,7 @@ bev_io_uring_read(struct bufferevent_io_uring *beu)
 			what |= BEV_EVENT_EOF;
 		} else {
 			what |= BEV_EVENT_ERROR;
-			EVUTIL_SET_SOCKET_ERROR(-st);
+			IO_URING_SET_SOCKET_ERROR(st);
 		}
 		bufferevent_disable(bev, EV_READ);
 		bufferevent_run_eventcb_(bev, what, 0);
@@ -678,7 +683,7 @@ bev_io_uring_consider_reading(struct bufferevent_io_uring *beu)
 		r = rp_recv_start(beu->engine, beu->rf,
 		    BEV_IO_URING_MAX_QUEUED);
 		if (r < 0) {
-			EVUTIL_SET_SOCKET_ERROR(-r);
+			IO_URING_SET_SOCKET_ERROR(r);
 			event_warn("%s: rp_recv_start(%d)", __func__,
 			    (int)beu->fd);
 			return;
@@ -758,7 +763,7 @@ bev_io_uring_consider_writing(struct bufferevent_io_uring *beu)
 		beu->send_done = 0;
 		evbuffer_unfreeze(output, 1);
 		bev_io_uring_unpin(beu->send);
-		EVUTIL_SET_SOCKET_ERROR(-r);
+		IO_URING_SET_SOCKET_ERROR(r);
 		bufferevent_disable(bev, EV_WRITE);
 		bufferevent_run_eventcb_(bev,
 		    BEV_EVENT_WRITING|BEV_EVENT_ERROR, 0);
@@ -926,7 +931,7 @@ bev_io_uring_attach(struct bufferevent_io_uring *beu)
 	if (beu->fd < 0)
 		return (0);
 	if (!beu->rf &&
-	    !(beu->rf = rp_fd_open(beu->engine, beu->fd, &beu->cfd)))
+	    !(beu->rf = IO_URING_FD_OPEN(beu->engine, beu->fd, &beu->cfd)))
 		return (-1);
 	beu->attached = 1;
 	if (beu->unconnected) {

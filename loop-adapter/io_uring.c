@@ -57,10 +57,12 @@
 #include <sys/types.h>
 #include <errno.h>
 #include <limits.h>
+#ifndef _WIN32
 #include <pthread.h>
+#include <unistd.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "ringplug.h"
 
@@ -81,6 +83,10 @@
  * be a system call on every delete.
  */
 static unsigned io_uring_forks;
+#ifdef _WIN32
+/* No fork on Windows: one process owns its engines. */
+#define io_uring_watch_forks()
+#else
 static pthread_once_t io_uring_forks_once = PTHREAD_ONCE_INIT;
 
 static void
@@ -100,6 +106,7 @@ io_uring_watch_forks(void)
 {
 	pthread_once(&io_uring_forks_once, io_uring_forks_register);
 }
+#endif /* _WIN32 */
 
 #define io_uring_same_process(iop) ((iop)->forks == io_uring_forks)
 
@@ -110,14 +117,14 @@ static int io_uring_dispatch(struct event_base *, struct timeval *);
 static void io_uring_dealloc(struct event_base *);
 
 const struct eventop io_uringops = {
-	"io_uring",
+	IO_URING_METHOD,
 	io_uring_init,
 	event_changelist_add_,
 	io_uring_del,
 	io_uring_dispatch,
 	io_uring_dealloc,
 	1, /* need reinit: the ring is shared with the parent after fork */
-	EV_FEATURE_ET|EV_FEATURE_O1|EV_FEATURE_EARLY_CLOSE,
+	IO_URING_FEATURES,
 	EVENT_CHANGELIST_FDINFO_SIZE
 };
 
@@ -263,6 +270,9 @@ io_uring_init(struct event_base *base)
 		return (NULL);
 	}
 	io_uring_watch_forks();
+#ifdef _WIN32
+	io_uring_win32_engine_(iop->engine);
+#endif
 	iop->forks = io_uring_forks;
 	iop->base = base;
 	event_callback_init_(base, &iop->release_cb);
@@ -686,7 +696,7 @@ io_uring_dealloc(struct event_base *base)
 
 		rp_engine_stats(iop->engine, &st);
 		rp_stats_format(&st, line, sizeof(line));
-		event_msgx("io_uring: %s", line);
+		event_msgx("%s: %s", IO_URING_METHOD, line);
 	}
 
 	/* In a child after fork the ring still serves the parent: drop our
