@@ -46,13 +46,17 @@ struct evbuffer;
  * What differs by OS.  On Windows the engine is Registered I/O (core/win/)
  * and the backend is named "rio" (EVENT_NORIO, event_config_avoid_method
  * "rio"); its polls are AFD polls, level-triggered (a multishot poll is
- * issued again each pass), so it does not claim EV_FEATURE_ET.  The engine
- * reports errors as -errno; Windows programs read socket errors as WSA
- * codes (io_uring-win32.c maps them).
+ * issued again each pass), so it does not claim EV_FEATURE_ET, and its
+ * events carry no EV_ET.  Nor EV_FEATURE_EARLY_CLOSE: AFD reports the
+ * peer's FIN (AFD_POLL_DISCONNECT) only once the bytes before it are read
+ * (so under Wine 8.0, and so Windows documents FD_CLOSE), where the
+ * feature promises it with data unread (libevent's test-closed).  The
+ * engine reports errors as -errno; Windows programs read socket errors as
+ * WSA codes (io_uring-win32.c maps them).
  */
 #ifdef _WIN32
 #define IO_URING_METHOD		"rio"
-#define IO_URING_FEATURES	(EV_FEATURE_O1|EV_FEATURE_EARLY_CLOSE)
+#define IO_URING_FEATURES	EV_FEATURE_O1
 int io_uring_wsa_error_(int neg_errno);
 #define IO_URING_SET_SOCKET_ERROR(neg) \
 	EVUTIL_SET_SOCKET_ERROR(io_uring_wsa_error_(neg))

@@ -608,7 +608,8 @@ io_uring_activate(struct event_base *base, struct io_uringop *iop)
 		if (!ev)
 			continue;
 
-		evmap_io_active_(base, st->fd, ev | EV_ET);
+		evmap_io_active_(base, st->fd, ev |
+		    ((IO_URING_FEATURES & EV_FEATURE_ET) ? EV_ET : 0));
 	}
 	iop->nready = 0;
 }
