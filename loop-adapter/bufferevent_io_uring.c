@@ -60,10 +60,15 @@
 #ifdef EVENT__HAVE_IO_URING
 
 #include <sys/types.h>
+#ifdef _WIN32
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#else
 #include <sys/socket.h>
+#include <unistd.h>
+#endif
 #include <errno.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "event2/util.h"
 #include "event2/buffer.h"
@@ -250,7 +255,7 @@ bev_io_uring_fd_kind(evutil_socket_t fd, int *connected)
 	socklen_t len = sizeof(int);
 	int type = 0;
 
-	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 ||
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, (void *)&type, &len) < 0 ||
 	    type != SOCK_STREAM)
 		return (0);
 	len = sizeof(ss);
@@ -428,7 +433,7 @@ bev_io_uring_write_complete(struct bufferevent_io_uring *beu)
 	} else if (err != -ECANCELED && beu->attached) {
 		evbuffer_unfreeze(bev->output, 1);
 		bufferevent_decrement_write_buckets_(&beu->bev, -(ev_ssize_t)n);
-		EVUTIL_SET_SOCKET_ERROR(-err);
+		IO_URING_SET_SOCKET_ERROR(err);
 		bufferevent_disable(bev, EV_WRITE);
 		bufferevent_run_eventcb_(bev,
 		    BEV_EVENT_WRITING|BEV_EVENT_ERROR, 0);
@@ -517,7 +522,7 @@ bev_io_uring_check_engine(struct bufferevent_io_uring *beu)
 	    beu->cfd.cb.evcb_cb_union.evcb_selfcb, beu);
 	beu->engine = e;
 	if (beu->fd >= 0 &&
-	    !(beu->rf = rp_fd_open(e, beu->fd, &beu->cfd))) {
+	    !(beu->rf = IO_URING_FD_OPEN(e, beu->fd, &beu->cfd))) {
 		beu->attached = 0;
 		beu->attach_failed = 1;
 		return (-1);
@@ -730,7 +735,7 @@ deliver:
 			what |= BEV_EVENT_EOF;
 		} else {
 			what |= BEV_EVENT_ERROR;
-			EVUTIL_SET_SOCKET_ERROR(-st);
+			IO_URING_SET_SOCKET_ERROR(st);
 		}
 		bufferevent_disable(bev, EV_READ);
 		bufferevent_run_eventcb_(bev, what, 0);
@@ -778,7 +783,7 @@ bev_io_uring_cb(struct event_callback *cb, void *arg)
 		short what = beu->error_what;
 
 		beu->error_what = 0;
-		EVUTIL_SET_SOCKET_ERROR(beu->error_errno);
+		IO_URING_SET_SOCKET_ERROR(-beu->error_errno);
 		bufferevent_run_eventcb_(bev, what, 0);
 	}
 	bufferevent_decref_and_unlock_(bev);
@@ -1070,7 +1075,7 @@ bev_io_uring_attach(struct bufferevent_io_uring *beu)
 	if (beu->fd < 0)
 		return (0);
 	if (!beu->rf &&
-	    !(beu->rf = rp_fd_open(beu->engine, beu->fd, &beu->cfd))) {
+	    !(beu->rf = IO_URING_FD_OPEN(beu->engine, beu->fd, &beu->cfd))) {
 		beu->attach_failed = 1;
 		return (-1);
 	}

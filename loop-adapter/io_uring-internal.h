@@ -43,6 +43,37 @@ struct io_uringop;
 struct evbuffer;
 
 /*
+ * What differs by OS.  On Windows the engine is Registered I/O (core/win/)
+ * and the backend is named "rio" (EVENT_NORIO, event_config_avoid_method
+ * "rio"); its polls are AFD polls, level-triggered (a multishot poll is
+ * issued again each pass), so it does not claim EV_FEATURE_ET, and its
+ * events carry no EV_ET.  Nor EV_FEATURE_EARLY_CLOSE: AFD reports the
+ * peer's FIN (AFD_POLL_DISCONNECT) only once the bytes before it are read
+ * (so under Wine 8.0, and so Windows documents FD_CLOSE), where the
+ * feature promises it with data unread (libevent's test-closed).  The
+ * engine reports errors as -errno; Windows programs read socket errors as
+ * WSA codes (io_uring-win32.c maps them).
+ */
+#ifdef _WIN32
+#define IO_URING_METHOD		"rio"
+#define IO_URING_FEATURES	EV_FEATURE_O1
+int io_uring_wsa_error_(int neg_errno);
+#define IO_URING_SET_SOCKET_ERROR(neg) \
+	EVUTIL_SET_SOCKET_ERROR(io_uring_wsa_error_(neg))
+/* Registered-I/O sockets (io_uring-win32.c; evutil.c calls the socket,
+ * accept and close hooks, patches/libevent-rio-windows.patch). */
+void io_uring_win32_engine_(rp_engine_t *e);
+rp_fd_t *io_uring_win32_fd_open_(rp_engine_t *e, evutil_socket_t s,
+    void *data);
+#define IO_URING_FD_OPEN(e, s, data)	io_uring_win32_fd_open_(e, s, data)
+#else
+#define IO_URING_METHOD		"io_uring"
+#define IO_URING_FEATURES	(EV_FEATURE_ET|EV_FEATURE_O1|EV_FEATURE_EARLY_CLOSE)
+#define IO_URING_SET_SOCKET_ERROR(neg)	EVUTIL_SET_SOCKET_ERROR(-(neg))
+#define IO_URING_FD_OPEN(e, s, data)	rp_fd_open(e, s, data)
+#endif
+
+/*
  * The fd_data of an engine handle that a bufferevent owns.  The backend's
  * engine callback notes it when RP_EV_RECV or RP_EV_SEND arrives (or when
  * io_uring_cfd_note_ is called from a send's done callback), and activates

@@ -60,10 +60,12 @@
 #include <sys/types.h>
 #include <errno.h>
 #include <limits.h>
+#ifndef _WIN32
 #include <pthread.h>
+#include <unistd.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "ringplug.h"
 
@@ -84,6 +86,10 @@
  * be a system call on every delete.
  */
 static unsigned io_uring_forks;
+#ifdef _WIN32
+/* No fork on Windows: one process owns its engines. */
+#define io_uring_watch_forks()
+#else
 static pthread_once_t io_uring_forks_once = PTHREAD_ONCE_INIT;
 
 static void
@@ -103,6 +109,7 @@ io_uring_watch_forks(void)
 {
 	pthread_once(&io_uring_forks_once, io_uring_forks_register);
 }
+#endif /* _WIN32 */
 
 #define io_uring_same_process(iop) ((iop)->forks == io_uring_forks)
 
@@ -115,14 +122,14 @@ static int io_uring_dispatch(struct event_base *, struct timeval *);
 static void io_uring_dealloc(struct event_base *);
 
 const struct eventop io_uringops = {
-	"io_uring",
+	IO_URING_METHOD,
 	io_uring_init,
 	io_uring_add,
 	io_uring_del,
 	io_uring_dispatch,
 	io_uring_dealloc,
 	1, /* need reinit: the ring is shared with the parent after fork */
-	EV_FEATURE_ET|EV_FEATURE_O1|EV_FEATURE_EARLY_CLOSE,
+	IO_URING_FEATURES,
 	EVENT_CHANGELIST_FDINFO_SIZE
 };
 
@@ -277,6 +284,9 @@ io_uring_init(struct event_base *base)
 		return (NULL);
 	}
 	io_uring_watch_forks();
+#ifdef _WIN32
+	io_uring_win32_engine_(iop->engine);
+#endif
 	iop->forks = io_uring_forks;
 	iop->base = base;
 	event_callback_init_(base, &iop->release_cb);
@@ -665,7 +675,8 @@ io_uring_activate(struct event_base *base, struct io_uringop *iop)
 		if (!ev)
 			continue;
 
-		evmap_io_active_(base, st->fd, ev | EV_ET);
+		evmap_io_active_(base, st->fd, ev |
+		    ((IO_URING_FEATURES & EV_FEATURE_ET) ? EV_ET : 0));
 	}
 }
 
@@ -756,7 +767,7 @@ io_uring_dealloc(struct event_base *base)
 
 		rp_engine_stats(iop->engine, &st);
 		rp_stats_format(&st, line, sizeof(line));
-		event_msgx("io_uring: %s", line);
+		event_msgx("%s: %s", IO_URING_METHOD, line);
 	}
 
 	/* In a child after fork the ring still serves the parent: drop our
