@@ -187,6 +187,7 @@ typedef struct rp_win {
 
     rp_win_op_t                  *repoll;     /* multishot polls to issue */
     rp_win_fd_t                  *commit;     /* request queues to commit */
+    uint64_t                      sqes_told;  /* st.sqes at the last submit */
     char                          path_why[96];
 } rp_win_t;
 
@@ -1339,13 +1340,18 @@ int
 rp_be_submit(rp_engine_t *e, bool run)
 {
     rp_win_t  *w = rp_win(e);
+    uint64_t   n;
 
     (void) run;                 /* nothing runs deferred on Windows */
     rp_repoll(w);
     if (w->rio) {
         rp_commit(w);
     }
-    return 0;
+    /* requests that reached the kernel since the last submit (overlapped
+       ones went as they were made) */
+    n = w->e.st.sqes - w->sqes_told;
+    w->sqes_told = w->e.st.sqes;
+    return (int) n;
 }
 
 /* Decode the RIO results queued in the completion queue. */
