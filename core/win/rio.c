@@ -906,12 +906,15 @@ rp_be_poll(rp_engine_t *e, rp_op_t *op, rp_socket_t s, unsigned events,
     rp_win_fd_t  *wf = rp_wfd(op->fd);
     DWORD         bytes;
     SOCKET        base;
-    int           rc;
+    int           rc, type, len = sizeof(type);
 
     (void) multishot;           /* op->multishot says it */
     if (wf->base == INVALID_SOCKET) {
-        if (WSAIoctl((SOCKET) s, SIO_BASE_HANDLE, NULL, 0, &base,
-                     sizeof(base), &bytes, NULL, NULL) != 0)
+        /* not a socket: Wine's SIO_BASE_HANDLE answers for any handle */
+        if (getsockopt((SOCKET) s, SOL_SOCKET, SO_TYPE, (char *) &type,
+                       &len) != 0
+            || WSAIoctl((SOCKET) s, SIO_BASE_HANDLE, NULL, 0, &base,
+                        sizeof(base), &bytes, NULL, NULL) != 0)
         {
             return -EOPNOTSUPP;
         }
