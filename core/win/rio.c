@@ -1218,12 +1218,17 @@ rp_be_send(rp_engine_t *e, rp_op_t *op, rp_socket_t s,
         rp_ready_push(w, op, rc, 0, 0);
         return 0;
     }
-    for (i = 0; i < n; i++) {
+    /* on a flush's duplicate a slice at a time: each completion shows the
+       peer's progress where SIO_TCP_INFO cannot (Wine) */
+    room = (s == wf->f.fd) ? SIZE_MAX : RP_SLICE_MIN;
+    for (i = 0; i < n && room > 0; i++) {
+        take = iov[i].iov_len < room ? iov[i].iov_len : room;
         wo->wsabuf[i].buf = iov[i].iov_base;
-        wo->wsabuf[i].len = (ULONG) iov[i].iov_len;
+        wo->wsabuf[i].len = (ULONG) take;
+        room -= take;
     }
     memset(&wo->ov, 0, sizeof(wo->ov));
-    rc = WSASend((SOCKET) s, wo->wsabuf, (DWORD) n, NULL, 0, &wo->ov, NULL);
+    rc = WSASend((SOCKET) s, wo->wsabuf, (DWORD) i, NULL, 0, &wo->ov, NULL);
     rp_win_request(w);
     rp_win_entered(w);
     if (rc != 0 && (err = WSAGetLastError()) != WSA_IO_PENDING) {
