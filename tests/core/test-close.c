@@ -775,6 +775,7 @@ static conn_t       xc[NX];
 static int          xfd[NX], xpeer[NX];
 static rp_engine_t *xe;
 static int          x_closed_by_cb;
+static int          x_host_first;   /* close the socket, then rp_fd_close */
 
 /* On the first event of an even connection, close it and its odd
    neighbour, whose completions may sit in the same batch. */
@@ -791,17 +792,30 @@ on_event_closer(rp_engine_t *e, rp_fd_t *f, void *data, enum rp_event ev,
     }
     for (j = i; j <= i + 1; j++) {
         if (!xc[j].closed) {
+            if (x_host_first) {
+                close(xfd[j]);
+                xfd[j] = -1;
+            }
             rp_fd_close(xe, xc[j].f, 0);
             xc[j].closed = 1;
-            close(xfd[j]);
-            xfd[j] = -1;
+            if (!x_host_first) {
+                close(xfd[j]);
+                xfd[j] = -1;
+            }
             x_closed_by_cb++;
         }
     }
 }
 
+/*
+ * Half the connections are closed from a callback while their receives
+ * are busy, with their odd neighbours' completions maybe in the same
+ * batch; x_host_first: the host closes each socket first, then calls
+ * rp_fd_close(), as rp_fd_close() allows (a socket closed under requests
+ * the engine re-posted in this very pass).
+ */
 static void
-case_close_in_callback(void)
+close_in_callback_case(int host_first)
 {
     uint8_t  buf[32768];
     int      lfd = -1, i, rc, eof;
@@ -811,6 +825,7 @@ case_close_in_callback(void)
         xfd[i] = xpeer[i] = -1;
     }
     cb_bad = x_closed_by_cb = 0;
+    x_host_first = host_first;
     xe = t_engine(32, 0, 64, 4096, on_event_closer);
     if (xe == NULL) {
         goto out;
@@ -851,6 +866,12 @@ out:
         rp_engine_destroy(xe);
     }
     xe = NULL;
+}
+
+static void case_close_in_callback(void)  { close_in_callback_case(0); }
+static void case_host_first_in_callback(void)
+{
+    close_in_callback_case(1);
 }
 
 static int  x_done;
@@ -959,6 +980,8 @@ main(int argc, char **argv)
         case_flush_timeout_idle, 10);
     t_run("close/drop-queued-sends", case_drop_sends, 15);
     t_run("close/close-fds-inside-callbacks", case_close_in_callback, 10);
+    t_run("close/host-closes-first-inside-callbacks",
+        case_host_first_in_callback, 10);
     t_run("close/destroy-with-everything-in-use", case_destroy_busy, 10);
     return t_exit_code();
 }
