@@ -809,7 +809,10 @@ rp_commit(rp_win_t *w)
         w->commit = wf->commit_next;
         wf->commit_next = NULL;
         wf->on_commit = 0;
-        if (wf->defer_recv) {
+        /* a closed fd's receives only wait for its socket's close to end
+           them, and the host may have closed it first (rp_fd_close()
+           allows that): RIO forbids the queue of a closed socket */
+        if (wf->defer_recv && !wf->f.closed) {
             (void) w->fn.RIOReceive(wf->rq, NULL, 0, RIO_MSG_COMMIT_ONLY,
                                     NULL);
             rp_win_entered(w);
