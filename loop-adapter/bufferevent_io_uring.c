@@ -60,10 +60,15 @@
 #ifdef EVENT__HAVE_IO_URING
 
 #include <sys/types.h>
+#ifdef _WIN32
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#else
 #include <sys/socket.h>
+#include <unistd.h>
+#endif
 #include <errno.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "event2/util.h"
 #include "event2/buffer.h"
@@ -126,6 +131,10 @@ struct bufferevent_io_uring {
 	unsigned send_rf_gen;
 	struct bev_io_uring_send *send;
 
+	/* an error to report from our callback (bev_io_uring_error) */
+	short error_what;
+	int error_errno;
+
 	unsigned attached : 1;		/* bev_io_uring_attach put fd on
 					   the engine: I/O allowed */
 	unsigned unconnected : 1;	/* fd not connected (yet) */
@@ -138,6 +147,9 @@ struct bufferevent_io_uring {
 					   the loop thread */
 	unsigned want_close : 1;	/* close rf in the loop thread */
 	unsigned want_setfd : 1;	/* put fd on the engine there */
+	unsigned attach_failed : 1;	/* that failed (no memory) */
+	unsigned recv_lost : 1;		/* received bytes were lost (no
+					   memory): the stream ends there */
 	unsigned virtual_read : 1;	/* virtual events held on the base */
 	unsigned virtual_write : 1;
 };
@@ -165,6 +177,40 @@ static void bev_io_uring_consider_reading(struct bufferevent_io_uring *);
 static void bev_io_uring_consider_writing(struct bufferevent_io_uring *);
 static void bev_io_uring_connect_cb(evutil_socket_t, short, void *);
 static int bev_io_uring_attach(struct bufferevent_io_uring *);
+
+/*
+ * An error outside any I/O completion: a receive or a send that could not
+ * start, an fd that could not be put on the engine (no memory).  The side
+ * is disabled now, and what (BEV_EVENT_ERROR with BEV_EVENT_READING or
+ * BEV_EVENT_WRITING) reported from our callback with EVUTIL_SOCKET_ERROR()
+ * err, so that the host's bufferevent_enable or bufferevent_write never
+ * runs its event callback from inside.
+ */
+static void
+bev_io_uring_error(struct bufferevent_io_uring *beu, short what, int err)
+{
+	struct bufferevent *bev = &beu->bev.bev;
+
+	bufferevent_disable(bev, ((what & BEV_EVENT_READING) ? EV_READ : 0) |
+	    ((what & BEV_EVENT_WRITING) ? EV_WRITE : 0));
+	if (!beu->error_what) {
+		beu->error_what = what;
+		beu->error_errno = err;
+	}
+	event_callback_activate_(bev->ev_base, &beu->cfd.cb);
+}
+
+/* The side on which a bufferevent that cannot do I/O at all reports it, as
+ * bev_io_uring_connect_cb does for a failed connect. */
+static short
+bev_io_uring_error_side(struct bufferevent *bev)
+{
+	short on = bev->enabled;
+
+	return ((on & EV_WRITE) &&
+	    (evbuffer_get_length(bev->output) || !(on & EV_READ)) ?
+	    BEV_EVENT_WRITING : BEV_EVENT_READING);
+}
 
 /* What bev_io_uring_defer leaves to the loop's thread. */
 #define BEV_IO_URING_IO		0	/* consider reading and writing */
@@ -209,7 +255,7 @@ bev_io_uring_fd_kind(evutil_socket_t fd, int *connected)
 	socklen_t len = sizeof(int);
 	int type = 0;
 
-	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 ||
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, (void *)&type, &len) < 0 ||
 	    type != SOCK_STREAM)
 		return (0);
 	len = sizeof(ss);
@@ -308,7 +354,15 @@ bev_io_uring_watch(struct bufferevent_io_uring *beu, int reset)
 		/* no event_add(ev, NULL) drops a timeout */
 		event_del(&bev->ev_write);
 	}
-	event_add(&bev->ev_write, tv);
+	if (event_add(&bev->ev_write, tv) < 0) {
+		/* no memory to watch the fd: the end of the connect would
+		 * never be seen */
+		int err = errno ? errno : ENOMEM;
+		short side = bev_io_uring_error_side(bev);
+
+		bufferevent_disable(bev, EV_READ|EV_WRITE);
+		bev_io_uring_error(beu, BEV_EVENT_ERROR|side, err);
+	}
 }
 
 static void
@@ -379,7 +433,7 @@ bev_io_uring_write_complete(struct bufferevent_io_uring *beu)
 	} else if (err != -ECANCELED && beu->attached) {
 		evbuffer_unfreeze(bev->output, 1);
 		bufferevent_decrement_write_buckets_(&beu->bev, -(ev_ssize_t)n);
-		EVUTIL_SET_SOCKET_ERROR(-err);
+		IO_URING_SET_SOCKET_ERROR(err);
 		bufferevent_disable(bev, EV_WRITE);
 		bufferevent_run_eventcb_(bev,
 		    BEV_EVENT_WRITING|BEV_EVENT_ERROR, 0);
@@ -468,8 +522,9 @@ bev_io_uring_check_engine(struct bufferevent_io_uring *beu)
 	    beu->cfd.cb.evcb_cb_union.evcb_selfcb, beu);
 	beu->engine = e;
 	if (beu->fd >= 0 &&
-	    !(beu->rf = rp_fd_open(e, beu->fd, &beu->cfd))) {
+	    !(beu->rf = IO_URING_FD_OPEN(e, beu->fd, &beu->cfd))) {
 		beu->attached = 0;
+		beu->attach_failed = 1;
 		return (-1);
 	}
 	return (0);
@@ -526,6 +581,56 @@ bev_io_uring_copy_in(struct bufferevent_io_uring *beu, size_t n)
 	return (got);
 }
 
+/* Move up to n stashed bytes into the input buffer: the whole stash by
+ * its chains, or a part of it by copy (evbuffer_remove_buffer would drop
+ * that part when it has no memory for it).  Returns the bytes moved, 0
+ * without memory: they wait in the stash. */
+static size_t
+bev_io_uring_unstash(struct bufferevent_io_uring *beu, size_t n)
+{
+	struct evbuffer *input = beu->bev.bev.input;
+	struct evbuffer_iovec v[2];
+	size_t len = evbuffer_get_length(beu->stash), got = 0;
+	int i, nv;
+
+	if (len <= n)
+		return (evbuffer_add_buffer(input, beu->stash) < 0 ? 0 : len);
+	if ((nv = evbuffer_reserve_space(input, n, v, 2)) < 0)
+		return (0);
+	for (i = 0; i < nv; ++i) {
+		if (v[i].iov_len > n - got)
+			v[i].iov_len = n - got;
+		v[i].iov_len = evbuffer_remove(beu->stash, v[i].iov_base,
+		    v[i].iov_len);
+		got += v[i].iov_len;
+	}
+	evbuffer_commit_space(input, v, nv);
+	return (got);
+}
+
+/*
+ * Bytes received could not be put in the input buffer (no memory for a
+ * reference nor for a copy) and are gone: the stream ends before them.
+ * The receive stops for good and what the engine holds goes back to the
+ * ring; reading reports the error from now on, until a new fd.
+ */
+static void
+bev_io_uring_recv_lost(struct bufferevent_io_uring *beu)
+{
+	size_t q;
+
+	beu->recv_lost = 1;
+	if (beu->recv_on) {
+		rp_recv_stop(beu->engine, beu->rf);
+		beu->recv_on = 0;
+	}
+	if ((q = rp_recv_queued(beu->rf)))
+		rp_recv_consume(beu->engine, beu->rf, q);
+	if (beu->stash)
+		evbuffer_drain(beu->stash, evbuffer_get_length(beu->stash));
+	bev_io_uring_error(beu, BEV_EVENT_READING|BEV_EVENT_ERROR, ENOMEM);
+}
+
 /* Move received bytes into the input buffer, as bufferevent_readcb reads
  * the socket: up to the high watermark and the rate limit. */
 static void
@@ -542,6 +647,12 @@ bev_io_uring_read(struct bufferevent_io_uring *beu)
 
 	if (!beu->rf || !beu->attached || bev_p->connecting || beu->unconnected)
 		return;
+	if (beu->recv_lost) {
+		/* a completion that was on its way when the receive stopped */
+		if ((len = rp_recv_queued(beu->rf)))
+			rp_recv_consume(beu->engine, beu->rf, len);
+		return;
+	}
 	if (!(bev->enabled & EV_READ) || bev_p->read_suspended) {
 		bev_io_uring_stash(beu);
 		return;
@@ -561,9 +672,11 @@ bev_io_uring_read(struct bufferevent_io_uring *beu)
 		return;
 
 	evbuffer_unfreeze(input, 0);
-	if (beu->stash && evbuffer_get_length(beu->stash))
-		got += evbuffer_remove_buffer(beu->stash, input,
-		    (size_t)howmuch);
+	/* the stash first: its bytes came before the queue's; without
+	 * memory to move them, nothing of the queue either */
+	if (beu->stash && evbuffer_get_length(beu->stash) &&
+	    !(got = bev_io_uring_unstash(beu, (size_t)howmuch)))
+		howmuch = 0;
 	while (got < (size_t)howmuch && rp_recv_queued(beu->rf)) {
 		len = rp_recv_peek(beu->rf, &data);
 		if (len <= (size_t)howmuch - got &&
@@ -572,8 +685,13 @@ bev_io_uring_read(struct bufferevent_io_uring *beu)
 			token = rp_recv_take(beu->engine, beu->rf, &data,
 			    &len);
 			if (io_uring_evbuffer_add_buf_(bev->ev_base, input,
-				token, data, len) < 0)
-				break;
+				token, data, len) < 0) {
+				/* those bytes are gone: the host gets
+				 * the ones before, then the error */
+				evbuffer_freeze(input, 0);
+				bev_io_uring_recv_lost(beu);
+				goto deliver;
+			}
 			got += len;
 		} else {
 			len = rp_recv_queued(beu->rf);
@@ -586,6 +704,7 @@ bev_io_uring_read(struct bufferevent_io_uring *beu)
 	}
 	evbuffer_freeze(input, 0);
 
+deliver:
 	if (got) {
 		bufferevent_decrement_read_buckets_(bev_p, got);
 		BEV_RESET_GENERIC_READ_TIMEOUT(bev);
@@ -616,7 +735,7 @@ bev_io_uring_read(struct bufferevent_io_uring *beu)
 			what |= BEV_EVENT_EOF;
 		} else {
 			what |= BEV_EVENT_ERROR;
-			EVUTIL_SET_SOCKET_ERROR(-st);
+			IO_URING_SET_SOCKET_ERROR(st);
 		}
 		bufferevent_disable(bev, EV_READ);
 		bufferevent_run_eventcb_(bev, what, 0);
@@ -642,8 +761,12 @@ bev_io_uring_cb(struct event_callback *cb, void *arg)
 		bev_io_uring_close_rf(beu, 1);
 		bufferevent_decref_(bev);	/* CANCEL_ALL's */
 	}
-	if (beu->want_setfd && bev_io_uring_attach(beu) < 0)
-		event_warn("%s: fd %d", __func__, (int)beu->fd);
+	if (beu->want_setfd && bev_io_uring_attach(beu) < 0) {
+		int err = errno;
+
+		bev_io_uring_error(beu, BEV_EVENT_ERROR |
+		    bev_io_uring_error_side(bev), err ? err : ENOMEM);
+	}
 	if (beu->want_io) {
 		beu->want_io = 0;
 		bev_io_uring_consider_reading(beu);
@@ -656,6 +779,13 @@ bev_io_uring_cb(struct event_callback *cb, void *arg)
 			bufferevent_trigger_nolock_(bev, EV_WRITE, 0);
 	}
 	bev_io_uring_read(beu);
+	if (beu->error_what) {
+		short what = beu->error_what;
+
+		beu->error_what = 0;
+		IO_URING_SET_SOCKET_ERROR(-beu->error_errno);
+		bufferevent_run_eventcb_(bev, what, 0);
+	}
 	bufferevent_decref_and_unlock_(bev);
 }
 
@@ -673,14 +803,19 @@ bev_io_uring_consider_reading(struct bufferevent_io_uring *beu)
 		bev_io_uring_del_virtual_read(beu);
 		return;
 	}
+	if (beu->recv_lost) {
+		/* the stream lost bytes: it cannot go on */
+		bev_io_uring_error(beu, BEV_EVENT_READING|BEV_EVENT_ERROR,
+		    ENOMEM);
+		return;
+	}
 	bev_io_uring_add_virtual_read(beu);
 	if (!beu->recv_on && rp_recv_status(beu->rf) == 0) {
 		r = rp_recv_start(beu->engine, beu->rf,
 		    BEV_IO_URING_MAX_QUEUED);
 		if (r < 0) {
-			EVUTIL_SET_SOCKET_ERROR(-r);
-			event_warn("%s: rp_recv_start(%d)", __func__,
-			    (int)beu->fd);
+			bev_io_uring_error(beu,
+			    BEV_EVENT_READING|BEV_EVENT_ERROR, -r);
 			return;
 		}
 		beu->recv_on = 1;
@@ -723,8 +858,11 @@ bev_io_uring_consider_writing(struct bufferevent_io_uring *beu)
 	if (!at_most)
 		return;
 	if (!beu->send &&
-	    !(beu->send = mm_calloc(1, sizeof(*beu->send))))
+	    !(beu->send = mm_calloc(1, sizeof(*beu->send)))) {
+		bev_io_uring_error(beu, BEV_EVENT_WRITING|BEV_EVENT_ERROR,
+		    ENOMEM);
 		return;
+	}
 	beu->send->beu = beu;
 
 	/* Pinned chains are neither freed nor moved nor realigned by later
@@ -754,14 +892,13 @@ bev_io_uring_consider_writing(struct bufferevent_io_uring *beu)
 	    beu->send);
 	beu->in_engine_call = 0;
 	if (r < 0) {
+		/* all or nothing: the engine queued none of it (no memory),
+		 * the output still holds every byte */
 		beu->write_in_progress = 0;
 		beu->send_done = 0;
 		evbuffer_unfreeze(output, 1);
 		bev_io_uring_unpin(beu->send);
-		EVUTIL_SET_SOCKET_ERROR(-r);
-		bufferevent_disable(bev, EV_WRITE);
-		bufferevent_run_eventcb_(bev,
-		    BEV_EVENT_WRITING|BEV_EVENT_ERROR, 0);
+		bev_io_uring_error(beu, BEV_EVENT_WRITING|BEV_EVENT_ERROR, -r);
 		bufferevent_decref_(bev);
 		return;
 	}
@@ -803,8 +940,17 @@ be_io_uring_enable(struct bufferevent *bev, short what)
 			bev_io_uring_watch(beu, what & EV_WRITE);
 		return (0);
 	}
-	if (!beu->attached)
-		return (beu->want_setfd ? 0 : -1);
+	if (!beu->attached) {
+		/* setfd's engine part is to come, or it failed (no memory):
+		 * then try it again, in the loop's thread */
+		if (beu->want_setfd)
+			return (0);
+		if (!beu->attach_failed)
+			return (-1);
+		if (bev_io_uring_defer(beu, BEV_IO_URING_SETFD))
+			return (0);
+		return (bev_io_uring_attach(beu));
+	}
 	bev_io_uring_timers(bev, beu->fd);
 
 	if (what & EV_READ) {
@@ -917,17 +1063,22 @@ bev_io_uring_attach(struct bufferevent_io_uring *beu)
 	struct bufferevent *bev = &beu->bev.bev;
 
 	beu->want_setfd = 0;
+	beu->attach_failed = 0;
 	if (!bev_io_uring_engine_gone(beu))
 		bev_io_uring_close_rf(beu, 0);
 	/* takes the base's new engine, and opens beu->fd on it, if ours was
 	 * gone */
-	if (bev_io_uring_check_engine(beu) < 0)
+	if (bev_io_uring_check_engine(beu) < 0) {
+		beu->attach_failed = beu->fd >= 0;
 		return (beu->fd < 0 ? 0 : -1);
+	}
 	if (beu->fd < 0)
 		return (0);
 	if (!beu->rf &&
-	    !(beu->rf = rp_fd_open(beu->engine, beu->fd, &beu->cfd)))
+	    !(beu->rf = IO_URING_FD_OPEN(beu->engine, beu->fd, &beu->cfd))) {
+		beu->attach_failed = 1;
 		return (-1);
+	}
 	beu->attached = 1;
 	if (beu->unconnected) {
 		/* bufferevent_socket_connect watches its own connect in
@@ -958,6 +1109,7 @@ bev_io_uring_setfd(struct bufferevent_io_uring *beu, evutil_socket_t fd)
 	evbuffer_unfreeze(bev->input, 0);
 	if (beu->stash)
 		evbuffer_drain(beu->stash, evbuffer_get_length(beu->stash));
+	beu->recv_lost = 0;
 
 	/* as be_socket_setfd */
 	evutil_getaddrinfo_cancel_async_(beu->bev.dns_request);
@@ -965,7 +1117,7 @@ bev_io_uring_setfd(struct bufferevent_io_uring *beu, evutil_socket_t fd)
 	beu->attached = 0;
 	beu->unconnected = fd >= 0 && !connected;
 	/* From another thread while the loop runs, the engine's part (and
-	 * any error of it: a warning) comes in the loop's thread. */
+	 * any error of it: an error event) comes in the loop's thread. */
 	if (bev_io_uring_defer(beu, BEV_IO_URING_SETFD))
 		return (0);
 	return (bev_io_uring_attach(beu));
@@ -993,6 +1145,7 @@ be_io_uring_ctrl(struct bufferevent *bev, enum bufferevent_ctrl_op op,
 			bufferevent_incref_(bev);
 			if (bev_io_uring_defer(beu, BEV_IO_URING_CLOSE)) {
 				beu->attached = 0;
+				beu->attach_failed = 0;
 				bev_io_uring_del_virtual_read(beu);
 				return (0);
 			}
@@ -1002,6 +1155,7 @@ be_io_uring_ctrl(struct bufferevent *bev, enum bufferevent_ctrl_op op,
 		bev_io_uring_del_virtual_read(beu);
 		beu->attached = 0;
 		beu->want_setfd = 0;
+		beu->attach_failed = 0;
 		/* a poll holds the file too */
 		if (event_get_callback(&bev->ev_write) ==
 		    bev_io_uring_connect_cb)
@@ -1047,12 +1201,18 @@ bufferevent_io_uring_new_(struct event_base *base, evutil_socket_t fd,
 	io_uring_cfd_init_(base, &beu->cfd, bev_io_uring_cb, beu);
 	bufferevent_init_generic_timeout_cbs_(bev);
 
-	evbuffer_add_cb(bev->output, be_io_uring_outbuf_cb, bev);
+	if (!evbuffer_add_cb(bev->output, be_io_uring_outbuf_cb, bev)) {
+		bufferevent_free(bev);
+		return (NULL);
+	}
 	/* As the socket bufferevent: nobody else adds to the input.  The
 	 * output's start is frozen only while a send is in flight. */
 	evbuffer_freeze(bev->input, 0);
 
 	if (fd >= 0 && bev_io_uring_setfd(beu, fd) < 0) {
+		/* the caller makes a socket bufferevent on fd: not ours to
+		 * close (BEV_OPT_CLOSE_ON_FREE) */
+		beu->fd = -1;
 		bufferevent_free(bev);
 		return (NULL);
 	}
@@ -1129,9 +1289,14 @@ bufferevent_io_uring_set_connected_(struct bufferevent *bev)
 
 	beu->unconnected = 0;
 	bev_io_uring_timers(bev, beu->fd);
-	be_io_uring_enable(bev, bev->enabled &
-	    ~((beu->bev.read_suspended ? EV_READ : 0) |
-		(beu->bev.write_suspended ? EV_WRITE : 0)));
+	/* the connect's setfd could not put the fd on the engine, nor could
+	 * this: the host hears of it after BEV_EVENT_CONNECTED */
+	if (be_io_uring_enable(bev, bev->enabled &
+		~((beu->bev.read_suspended ? EV_READ : 0) |
+		    (beu->bev.write_suspended ? EV_WRITE : 0))) < 0 &&
+	    !beu->attached)
+		bev_io_uring_error(beu, BEV_EVENT_ERROR |
+		    bev_io_uring_error_side(bev), errno ? errno : ENOMEM);
 }
 
 #endif /* EVENT__HAVE_IO_URING */

@@ -31,7 +31,10 @@
  * changelist mode do; dispatch turns them into poll requests and hands them
  * to the kernel together with the wait, in one io_uring_enter.  The one
  * exception is a del that removes an fd's last interest while its poll is
- * in the kernel: that poll is cancelled at once (see io_uring_del).
+ * in the kernel: that poll is cancelled at once (see io_uring_del).  add
+ * makes the fd's state, so that without memory event_add fails; a poll the
+ * engine cannot take at dispatch (no memory, a full ring) is tried again
+ * each pass (io_uring_arm_failed).
  *
  * Level-triggered interest (libevent's default) is a one-shot poll that
  * dispatch arms again after it fired, for as long as the fd stays
@@ -57,10 +60,12 @@
 #include <sys/types.h>
 #include <errno.h>
 #include <limits.h>
+#ifndef _WIN32
 #include <pthread.h>
+#include <unistd.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "ringplug.h"
 
@@ -81,6 +86,10 @@
  * be a system call on every delete.
  */
 static unsigned io_uring_forks;
+#ifdef _WIN32
+/* No fork on Windows: one process owns its engines. */
+#define io_uring_watch_forks()
+#else
 static pthread_once_t io_uring_forks_once = PTHREAD_ONCE_INIT;
 
 static void
@@ -100,34 +109,41 @@ io_uring_watch_forks(void)
 {
 	pthread_once(&io_uring_forks_once, io_uring_forks_register);
 }
+#endif /* _WIN32 */
 
 #define io_uring_same_process(iop) ((iop)->forks == io_uring_forks)
 
 static void *io_uring_init(struct event_base *);
+static int io_uring_add(struct event_base *, evutil_socket_t, short, short,
+    void *);
 static int io_uring_del(struct event_base *, evutil_socket_t, short, short,
     void *);
 static int io_uring_dispatch(struct event_base *, struct timeval *);
 static void io_uring_dealloc(struct event_base *);
 
 const struct eventop io_uringops = {
-	"io_uring",
+	IO_URING_METHOD,
 	io_uring_init,
-	event_changelist_add_,
+	io_uring_add,
 	io_uring_del,
 	io_uring_dispatch,
 	io_uring_dealloc,
 	1, /* need reinit: the ring is shared with the parent after fork */
-	EV_FEATURE_ET|EV_FEATURE_O1|EV_FEATURE_EARLY_CLOSE,
+	IO_URING_FEATURES,
 	EVENT_CHANGELIST_FDINFO_SIZE
 };
 
 /* Same cap as epoll: the wait timeout is an int of milliseconds. */
 #define MAX_IO_URING_TIMEOUT_MSEC (35*60*1000)
+/* The longest wait while a poll the engine refused for now (no memory, a
+ * full ring) waits to be armed again. */
+#define IO_URING_RETRY_MSEC 10
 
 #define IO_URING_QUEUED_ARM	0x01	/* on iop->arm */
 #define IO_URING_QUEUED_READY	0x02	/* on iop->ready */
 #define IO_URING_CHANGED	0x04	/* interest changed: arm a new poll */
 #define IO_URING_DEAD		0x08	/* the kernel refused the fd */
+#define IO_URING_RETRY		0x10	/* arming failed for now: again */
 
 /* What we know about one registered fd. */
 struct io_uring_fd {
@@ -138,6 +154,8 @@ struct io_uring_fd {
 	unsigned char flags;	/* IO_URING_* */
 	unsigned revents;	/* poll mask reported in this pass */
 	int error;		/* poll error reported in this pass */
+	struct io_uring_fd *arm_next;	/* on iop->arm */
+	struct io_uring_fd *ready_next;	/* on iop->ready */
 };
 
 struct io_uringop {
@@ -147,12 +165,11 @@ struct io_uringop {
 	struct io_uring_fd **fds;	/* indexed by fd */
 	int nfds;
 
-	/* fds to (re)arm before the next wait, and fds reported by it; each
-	 * fd is on a list at most once, so nfds entries suffice. */
-	evutil_socket_t *arm;
-	int narm;
-	evutil_socket_t *ready;
-	int nready;
+	/* fds to (re)arm before the next wait, and fds reported by it, in
+	 * order; lists through the fds' state, so that queueing allocates
+	 * nothing (the engine callback queues, unlocked, in the wait). */
+	struct io_uring_fd *arm, **arm_tail;
+	struct io_uring_fd *ready, **ready_tail;
 
 	struct event_base *base;
 	int waiting;		/* dispatch is in rp_engine_wait_us, unlocked */
@@ -221,8 +238,12 @@ io_uring_init(struct event_base *base)
 	char why[256];
 	int res;
 
-	if (!(iop = mm_calloc(1, sizeof(struct io_uringop))))
+	if (!(iop = mm_calloc(1, sizeof(struct io_uringop)))) {
+		event_warn("io_uring backend unavailable: its state");
 		return (NULL);
+	}
+	iop->arm_tail = &iop->arm;
+	iop->ready_tail = &iop->ready;
 
 	/* Provided buffers only for completion bufferevents.  libevent may
 	 * dispatch a base from another thread than the one that created
@@ -263,6 +284,9 @@ io_uring_init(struct event_base *base)
 		return (NULL);
 	}
 	io_uring_watch_forks();
+#ifdef _WIN32
+	io_uring_win32_engine_(iop->engine);
+#endif
 	iop->forks = io_uring_forks;
 	iop->base = base;
 	event_callback_init_(base, &iop->release_cb);
@@ -273,6 +297,8 @@ io_uring_init(struct event_base *base)
 		iop->bufrefs = mm_calloc(rp_bufs_total(iop->engine),
 		    sizeof(*iop->bufrefs));
 		if (!iop->bufrefs) {
+			event_warn("io_uring backend unavailable: %u buffer "
+			    "slots", rp_bufs_total(iop->engine));
 			rp_engine_destroy(iop->engine);
 			mm_free(iop);
 			return (NULL);
@@ -287,28 +313,33 @@ io_uring_init(struct event_base *base)
 	return (iop);
 }
 
-static int
-io_uring_grow(struct io_uringop *iop, evutil_socket_t fd)
+/* fd's state, made if it has none yet; NULL without memory. */
+static struct io_uring_fd *
+io_uring_fd_state(struct io_uringop *iop, evutil_socket_t fd)
 {
-	int n = iop->nfds ? iop->nfds : 64;
+	struct io_uring_fd *st;
+	int n;
 	void *p;
 
-	while (n <= fd)
-		n *= 2;
-
-	if (!(p = mm_realloc(iop->fds, n * sizeof(*iop->fds))))
-		return (-1);
-	iop->fds = p;
-	memset(iop->fds + iop->nfds, 0,
-	    (n - iop->nfds) * sizeof(*iop->fds));
-	if (!(p = mm_realloc(iop->arm, n * sizeof(*iop->arm))))
-		return (-1);
-	iop->arm = p;
-	if (!(p = mm_realloc(iop->ready, n * sizeof(*iop->ready))))
-		return (-1);
-	iop->ready = p;
-	iop->nfds = n;
-	return (0);
+	if (fd < iop->nfds && (st = iop->fds[fd]))
+		return (st);
+	if (fd >= iop->nfds) {
+		n = iop->nfds ? iop->nfds : 64;
+		while (n <= fd)
+			n *= 2;
+		if (!(p = mm_realloc(iop->fds, n * sizeof(*iop->fds))))
+			return (NULL);
+		iop->fds = p;
+		memset(iop->fds + iop->nfds, 0,
+		    (n - iop->nfds) * sizeof(*iop->fds));
+		iop->nfds = n;
+	}
+	if (!(st = mm_calloc(1, sizeof(*st))))
+		return (NULL);
+	st->iop = iop;
+	st->fd = fd;
+	iop->fds[fd] = st;
+	return (st);
 }
 
 static void
@@ -316,9 +347,10 @@ io_uring_queue_arm(struct io_uringop *iop, struct io_uring_fd *st)
 {
 	if (st->flags & IO_URING_QUEUED_ARM)
 		return;
-	EVUTIL_ASSERT(iop->narm < iop->nfds);
 	st->flags |= IO_URING_QUEUED_ARM;
-	iop->arm[iop->narm++] = st->fd;
+	st->arm_next = NULL;
+	*iop->arm_tail = st;
+	iop->arm_tail = &st->arm_next;
 }
 
 /* Cancel st's poll by its request, not by fd number: the host may have
@@ -383,21 +415,32 @@ io_uring_apply_one_change(struct io_uringop *iop,
 		return (0);
 	}
 
-	if (!st) {
-		if (ch->fd >= iop->nfds && io_uring_grow(iop, ch->fd) < 0)
-			return (-1);
-		if (!(st = mm_calloc(1, sizeof(*st))))
-			return (-1);
-		st->iop = iop;
-		st->fd = ch->fd;
-		iop->fds[ch->fd] = st;
-	}
+	/* io_uring_add made it; should it be missing, make it now */
+	if (!st && !(st = io_uring_fd_state(iop, ch->fd)))
+		return (-1);
 
 	st->events = events | (et ? EV_ET : 0);
 	st->flags &= ~IO_URING_DEAD;
 	st->flags |= IO_URING_CHANGED;
 	io_uring_queue_arm(iop, st);
 	return (0);
+}
+
+/*
+ * Queue the change like event_changelist_add_, with the fd's state made
+ * first: without memory the host's event_add fails, where dispatch, which
+ * applies the change later, could only warn and leave the fd deaf.  Safe
+ * while another thread waits in the engine: the loop's thread reads the fd
+ * table only with the base lock held, and the engine callback reaches an
+ * fd's state through its own pointer.
+ */
+static int
+io_uring_add(struct event_base *base, evutil_socket_t fd, short old,
+    short events, void *p)
+{
+	if (!io_uring_fd_state(base->evbase, fd))
+		return (-1);
+	return (event_changelist_add_(base, fd, old, events, p));
 }
 
 /*
@@ -464,22 +507,51 @@ io_uring_mask(short events)
 	return (mask);
 }
 
+/*
+ * The engine could not take st's poll now: no memory, or a full ring
+ * (-ENOMEM, -EBUSY, -EAGAIN).  st stays on the arm list, tried again each
+ * pass, and dispatch waits IO_URING_RETRY_MSEC at most meanwhile; one
+ * warning until it succeeds.  Any other error is the fd's (warned, not
+ * retried).  Returns 1 if st is to be retried.
+ */
+static int
+io_uring_arm_failed(struct io_uring_fd *st, const char *what, int err)
+{
+	int again = err == ENOMEM || err == EBUSY || err == EAGAIN;
+
+	if (!(st->flags & IO_URING_RETRY)) {
+		errno = err;
+		event_warn("io_uring_arm: %s(%d)%s", what, (int)st->fd,
+		    again ? ", trying again" : "");
+	}
+	if (!again) {
+		st->flags &= ~IO_URING_RETRY;
+		return (0);
+	}
+	st->flags |= IO_URING_RETRY;
+	return (1);
+}
+
 /* Queue a poll for every fd on the arm list whose interest changed or whose
  * poll is no longer in the kernel. */
 static void
 io_uring_arm(struct io_uringop *iop)
 {
-	struct io_uring_fd *st;
+	struct io_uring_fd *st, *next;
 	unsigned mask, flags;
-	int i, res;
+	int res;
 
-	for (i = 0; i < iop->narm; ++i) {
-		st = iop->fds[iop->arm[i]];
-		if (!st)
-			continue;
+	st = iop->arm;
+	iop->arm = NULL;
+	iop->arm_tail = &iop->arm;
+	for (; st; st = next) {
+		next = st->arm_next;
+		st->arm_next = NULL;
 		st->flags &= ~IO_URING_QUEUED_ARM;
-		if (st->events == 0 || (st->flags & IO_URING_DEAD))
+		if (st->events == 0 || (st->flags & IO_URING_DEAD)) {
+			st->flags &= ~IO_URING_RETRY;
 			continue;
+		}
 
 		mask = io_uring_mask(st->events);
 		flags = (st->events & EV_ET) ?
@@ -488,8 +560,9 @@ io_uring_arm(struct io_uringop *iop)
 		if (!st->rf) {
 			st->rf = rp_fd_open(iop->engine, st->fd, st);
 			if (!st->rf) {
-				event_warn("%s: rp_fd_open(%d)", __func__,
-				    (int)st->fd);
+				if (io_uring_arm_failed(st, "rp_fd_open",
+					errno))
+					io_uring_queue_arm(iop, st);
 				continue;
 			}
 		}
@@ -500,17 +573,18 @@ io_uring_arm(struct io_uringop *iop)
 			io_uring_disarm(iop, st);
 			st->flags &= ~IO_URING_CHANGED;
 		} else if (rp_poll_armed(st->rf) == mask) {
+			st->flags &= ~IO_URING_RETRY;
 			continue;
 		}
 
 		res = rp_poll(iop->engine, st->rf, mask, flags);
 		if (res < 0) {
-			errno = -res;
-			event_warn("%s: rp_poll(%d, 0x%x)", __func__,
-			    (int)st->fd, mask);
+			if (io_uring_arm_failed(st, "rp_poll", -res))
+				io_uring_queue_arm(iop, st);
+			continue;
 		}
+		st->flags &= ~IO_URING_RETRY;
 	}
-	iop->narm = 0;
 }
 
 /* Runs inside rp_engine_wait_us, without the base lock: only note the report;
@@ -539,22 +613,25 @@ io_uring_event_cb(rp_engine_t *e, rp_fd_t *f, void *fd_data,
 		st->revents |= (unsigned)res;
 	if (!(st->flags & IO_URING_QUEUED_READY)) {
 		st->flags |= IO_URING_QUEUED_READY;
-		iop->ready[iop->nready++] = st->fd;
+		st->ready_next = NULL;
+		*iop->ready_tail = st;
+		iop->ready_tail = &st->ready_next;
 	}
 }
 
 static void
 io_uring_activate(struct event_base *base, struct io_uringop *iop)
 {
-	struct io_uring_fd *st;
+	struct io_uring_fd *st, *next;
 	unsigned what;
 	short ev;
-	int i;
 
-	for (i = 0; i < iop->nready; ++i) {
-		st = iop->fds[iop->ready[i]];
-		if (!st)
-			continue;
+	st = iop->ready;
+	iop->ready = NULL;
+	iop->ready_tail = &iop->ready;
+	for (; st; st = next) {
+		next = st->ready_next;
+		st->ready_next = NULL;
 		st->flags &= ~IO_URING_QUEUED_READY;
 		what = st->revents;
 		st->revents = 0;
@@ -598,9 +675,9 @@ io_uring_activate(struct event_base *base, struct io_uringop *iop)
 		if (!ev)
 			continue;
 
-		evmap_io_active_(base, st->fd, ev | EV_ET);
+		evmap_io_active_(base, st->fd, ev |
+		    ((IO_URING_FEATURES & EV_FEATURE_ET) ? EV_ET : 0));
 	}
-	iop->nready = 0;
 }
 
 /* Activate the callbacks of the bufferevents that had news. */
@@ -644,6 +721,10 @@ io_uring_dispatch(struct event_base *base, struct timeval *tv)
 	io_uring_apply_changes(base);
 	event_changelist_remove_all_(&base->changelist, base);
 	io_uring_arm(iop);
+	/* polls to try again soon */
+	if (iop->arm && (timeout_us < 0 ||
+		timeout_us > IO_URING_RETRY_MSEC * 1000LL))
+		timeout_us = IO_URING_RETRY_MSEC * 1000LL;
 
 	iop->waiting = 1;
 	EVBASE_RELEASE_LOCK(base, th_base_lock);
@@ -686,7 +767,7 @@ io_uring_dealloc(struct event_base *base)
 
 		rp_engine_stats(iop->engine, &st);
 		rp_stats_format(&st, line, sizeof(line));
-		event_msgx("io_uring: %s", line);
+		event_msgx("%s: %s", IO_URING_METHOD, line);
 	}
 
 	/* In a child after fork the ring still serves the parent: drop our
@@ -724,10 +805,6 @@ io_uring_dealloc(struct event_base *base)
 			mm_free(iop->fds[i]);
 	if (iop->fds)
 		mm_free(iop->fds);
-	if (iop->arm)
-		mm_free(iop->arm);
-	if (iop->ready)
-		mm_free(iop->ready);
 	if (iop->orphaned)
 		return;
 	if (iop->bufrefs)
@@ -924,18 +1001,62 @@ io_uring_release_cb(struct event_callback *cb, void *arg)
 	}
 }
 
+#ifdef RP_FAULT_INJECTION
+static int io_uring_fault_fallback;	/* the next allocation is one */
+static int io_uring_fault_fallbacks;	/* fail them too */
+static long io_uring_fault_nfallbacks;
+
+void
+io_uring_fault_fallback_(void)
+{
+	io_uring_fault_fallback = 1;
+}
+
+void
+io_uring_fault_fallbacks_fail_(int on)
+{
+	io_uring_fault_fallbacks = on;
+	io_uring_fault_nfallbacks = 0;
+}
+
+long
+io_uring_fault_fallbacks_(void)
+{
+	return (io_uring_fault_nfallbacks);
+}
+
+int
+io_uring_fault_(void)
+{
+	int fail = rp_fault_alloc();
+
+	if (io_uring_fault_fallback) {
+		io_uring_fault_fallback = 0;
+		++io_uring_fault_nfallbacks;
+		fail |= io_uring_fault_fallbacks;
+	}
+	if (fail)
+		errno = ENOMEM;
+	return (fail);
+}
+#endif
+
 int
 io_uring_evbuffer_add_buf_(struct event_base *base, struct evbuffer *buf,
     uint32_t token, const void *data, size_t len)
 {
 	struct io_uringop *iop = base->evbase;
 	struct io_uring_bufref *ref = &iop->bufrefs[token - 1];
+	int r;
 
 	ref->iop = iop;
 	if (evbuffer_add_reference(buf, data, len, io_uring_buf_cleanup,
 		ref) < 0) {
+		/* no chain for the reference: a copy, if it can be made */
+		io_uring_fault_fallback_();
+		r = evbuffer_add(buf, data, len);
 		rp_buf_release(iop->engine, token);
-		return (-1);
+		return (r);
 	}
 	++iop->nlent;
 	return (0);

@@ -101,3 +101,53 @@ $(LEV_SAN_LIB): $(LEV_DIR)/.san-configured \
 	$(MAKE) -C $(LEV_SAN_SRC) -j2 > $(LEV_DIR)/build-san.log 2>&1 \
 	    || { tail -40 $(LEV_DIR)/build-san.log; exit 1; }
 	touch $@
+
+# A test build (suite libevent-faults, tests/libevent/le-faults.c): libevent,
+# the backend, completion bufferevents and core compiled with
+# -DRP_FAULT_INJECTION and ASan+UBSan, in a tree of their own; not
+# installed.  Every allocation of core and of our files asks core's
+# rp_fault_alloc() first (io_uring-internal.h), one count for both.  No
+# --exclude-libs here: this library exports core's API with the fault hooks
+# rp_fault_set and rp_fault_count, so that the test sets the count at the
+# start of each run and reads it at the end, in-process, as core-faults does
+# (an env var read at init would need the count back through a log line).
+LEV_FLT_DIR  := $(BUILD)/libevent-faults
+LEV_FLT_SRC  := $(LEV_FLT_DIR)/src/libevent-$(LEV_VER)
+LEV_FLT_LIB  := $(LEV_FLT_SRC)/.libs/libevent-2.1.so.7
+LEV_FLT_CORE := $(LEV_FLT_DIR)/core/libringplug.a
+
+.PHONY: libevent-faults
+libevent-faults: $(LEV_FLT_LIB)
+
+$(LEV_FLT_DIR)/core/%.o: core/%.c $(CORE_HDRS) | $(CORE_DEPS)
+	@mkdir -p $(@D)
+	$(CC) $(CORE_CFLAGS) $(SAN_FLAGS) -DRP_FAULT_INJECTION -c -o $@ $<
+
+$(LEV_FLT_CORE): $(CORE_SRCS:core/%.c=$(LEV_FLT_DIR)/core/%.o)
+	$(AR) rcs $@ $^
+
+$(LEV_FLT_DIR)/.patched: $(LEV_DIR)/dl/.fetched $(LEV_PATCHES)
+	$(call lev_tree,$(LEV_FLT_SRC))
+	touch $@
+
+$(LEV_FLT_DIR)/.configured: $(LEV_FLT_DIR)/.patched loop-adapter/libevent.mk
+	cd $(LEV_FLT_SRC) && \
+	    ./configure -q --disable-static \
+	        CFLAGS="-O1 -g $(SAN_FLAGS)" LDFLAGS="$(SAN_FLAGS)" \
+	        CPPFLAGS="-I$(TOP)/core -DRP_FAULT_INJECTION" \
+	        RINGPLUG_LIBS="$(abspath $(LEV_FLT_CORE)) $(CORE_LIBS)"
+	touch $@
+
+$(LEV_FLT_LIB): $(LEV_FLT_DIR)/.configured \
+                $(addprefix loop-adapter/,$(LEV_OURS)) core/ringplug.h \
+                $(LEV_FLT_CORE)
+	$(MAKE) -C $(LEV_FLT_SRC) -s include/event2/event-config.h
+	$(CC) -std=gnu11 $(WARN) -fsyntax-only -I$(LEV_FLT_SRC) \
+	    -I$(LEV_FLT_SRC)/include -I$(LEV_FLT_SRC)/compat -Icore \
+	    -DHAVE_CONFIG_H -DRP_FAULT_INJECTION loop-adapter/io_uring.c \
+	    loop-adapter/bufferevent_io_uring.c
+	rm -f $(LEV_FLT_SRC)/libevent.la $(LEV_FLT_SRC)/libevent_core.la
+	$(MAKE) -C $(LEV_FLT_SRC) -j2 libevent.la \
+	    > $(LEV_FLT_DIR)/build.log 2>&1 \
+	    || { tail -40 $(LEV_FLT_DIR)/build.log; exit 1; }
+	touch $@

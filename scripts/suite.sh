@@ -13,8 +13,10 @@ RP_RESULTS=$(cd "$dir" && pwd)/$name.res
 export RP_RESULTS
 : > "$RP_RESULTS"
 echo "=== suite $name: $*"
+start=$(date +%s)
 "$@"
 rc=$?
+secs=$(( $(date +%s) - start ))
 if [ $rc -ne 0 ] && ! grep -q '^FAIL ' "$RP_RESULTS"; then
     echo "FAIL $name (suite exited with status $rc)" >> "$RP_RESULTS"
 fi
@@ -23,6 +25,7 @@ if [ ! -s "$RP_RESULTS" ]; then
 fi
 p=$(grep -c '^PASS ' "$RP_RESULTS"); f=$(grep -c '^FAIL ' "$RP_RESULTS")
 s=$(grep -c '^SKIP ' "$RP_RESULTS")
-echo "=== suite $name: $p passed, $f failed, $s skipped"
+echo "=== suite $name: $p passed, $f failed, $s skipped ($secs s)"
+echo "$name $secs" > "$dir/$name.secs"
 grep '^FAIL ' "$RP_RESULTS" | sed 's/^/    /'
 exit 0

@@ -10,6 +10,9 @@ fi
 if [ "$f" -gt 0 ]; then
     echo "failed:"; grep '^FAIL ' "$dir/.all" | sed 's/^FAIL /    /'
 fi
+if ls "$dir"/*.secs >/dev/null 2>&1; then
+    echo "seconds per suite: $(cat "$dir"/*.secs | sort -k2 -rn | tr '\n' ' ')"
+fi
 if [ "$p" -eq 0 ] && [ "$f" -eq 0 ]; then f=1; echo "no test ran"; fi
 echo "$p passed, $f failed, $s skipped"
 [ "$f" -eq 0 ]

@@ -9,6 +9,10 @@
 #  libevent-asan
 #      regress once more on io_uring, libevent and core built with ASan+UBSan
 #      (completion bufferevents included)
+#  libevent-faults
+#      allocation failure injection (le-faults.c) on the fault build
+#      (make libevent-faults): a bufferevent and evhttp scenario on io_uring
+#      with each allocation of core and the adapter failed in turn
 #  libevent
 #      our programs on the installed library: method, features and trigger
 #      modes, avoid by env and by config, fork, threads, 10,000 fds, the seccomp
@@ -29,12 +33,12 @@ LEV_TEST_LIBS := -L$(LEV_PREFIX)/lib -Wl,-rpath,$(abspath $(LEV_PREFIX))/lib \
                  -levent_core -levent_pthreads
 
 TEST_SUITES  += libevent-regress-epoll libevent-regress-io_uring libevent \
-                libevent-asan
+                libevent-asan libevent-faults
 DEPS_TARGETS += deps-libevent-tests
 
 .PHONY: deps-libevent-tests test-libevent test-libevent-regress-epoll \
         test-libevent-regress-io_uring test-libevent-regress-io_uring-nobev \
-        test-libevent-asan
+        test-libevent-asan test-libevent-faults
 
 deps-libevent-tests:
 	@scripts/deps.sh memcached perl
@@ -63,3 +67,19 @@ test-libevent: $(LEV_TEST_BINS) $(if $(TOOLS_DIR),tools) deps-libevent-tests
 test-libevent-asan: $(LEV_SAN_LIB)
 	@scripts/suite.sh libevent-asan tests/libevent/regress.sh \
 	    $(LEV_SAN_SRC) io_uring asan
+
+# le-faults against the fault build's libevent (ASan+UBSan, exports
+# rp_fault_set and rp_fault_count), that library alone: its libevent.so
+# holds everything, and a second copy of core would be a second count.
+LEV_FLT_TEST := $(LEV_TEST_DIR)/le-faults
+
+$(LEV_FLT_TEST): tests/libevent/le-faults.c $(LEV_FLT_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(RP_CFLAGS) $(SAN_FLAGS) -I$(LEV_FLT_SRC)/include -o $@ $< \
+	    -L$(LEV_FLT_SRC)/.libs -Wl,-rpath,$(abspath $(LEV_FLT_SRC))/.libs \
+	    -levent
+
+test-libevent-faults: $(LEV_FLT_TEST)
+	@ASAN_OPTIONS=$${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0} \
+	 UBSAN_OPTIONS=$${UBSAN_OPTIONS:-print_stacktrace=1} \
+	 scripts/suite.sh libevent-faults tests/libevent/faults.sh $<

@@ -1,20 +1,27 @@
 #!/bin/sh
-# libevent's own regression suite, Debian's 2.1.12 source built stock with
-# mingw-w64 (make windows), run under Wine on its stock Windows backend,
-# the way test/test.sh runs a backend: the small test programs, then
-# regress (all groups, the iocp/ group on an event_base with IOCP started,
-# as libevent's suite does on Windows); one result line per case.
+# libevent's own regression suite, Debian's 2.1.12 source built with our
+# patches and mingw-w64 (make windows), run under Wine on one backend, the
+# way test/test.sh runs a backend: the small test programs, then regress
+# (all groups, the iocp/ group on an event_base with IOCP started, as
+# libevent's suite does on Windows); one result line per case, named
+# regress-<backend>/<case>.
+#   win32: libevent's stock Windows backend (EVENT_NORIO=1 takes ours out)
+#   rio:   ours (loop-adapter/ on core/win/; under Wine its overlapped data
+#          path, as Wine has no RIO)
 #
 # Usage: tests/windows/regress.sh <windows build dir> <libevent tree>
-#                                 <prefix> [debug]
+#                                 <prefix> <win32|rio> [debug]
 #   debug: regress once more with EVENT_DEBUG_MODE=1, as test.sh does (not
 #   part of `make test`: make test-windows-regress-debug)
 #
-# Classification: nothing here is ours, so a case that fails runs once
-# more on its own; if it passes then it is PASS (with a note: the timing
-# cases allow 50 ms of slack, a loaded machine may miss once); if it fails
-# again it fails on libevent's stock backend under Wine, and is SKIP with
-# that reason and its failure line, never PASS.  One case is known to hang
+# Classification: a case that fails runs once more on its own; if it
+# passes then it is PASS (with a note: the timing cases allow 50 ms of
+# slack, a loaded machine may miss once).  If it fails again: on win32
+# nothing is ours, so it fails on libevent's stock backend under Wine, and
+# is SKIP with that reason and its failure line, never PASS; on rio it is
+# SKIP only if the same case was SKIP on win32 in this run's results
+# ($RP_WIN_STOCK_RES: the win32 run's result file), as failing under Wine
+# on the stock backend too, and FAIL otherwise.  One case is known to hang
 # under Wine 8.0 and runs separately (see KNOWN below); a regress run that
 # dies without a FAILED line is FAIL.
 #
@@ -22,12 +29,12 @@
 # runs only those cases and not the small programs, RP_WIN_REGRESS_ARGS
 # adds tinytest options (--timeout N), RP_WIN_KNOWN replaces KNOWN.
 set -u
-WIN_DIR=$1 tree=$2 prefix=$3 mode=${4:-}
+WIN_DIR=$1 tree=$2 prefix=$3 backend=$4 mode=${5:-}
 res=${RP_RESULTS:-/dev/stdout}
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/wine.sh"
 if ! why=$(wine_boot); then
-    echo "SKIP regress${mode:+_$mode} -- Wine cannot start: $why" >> "$res"
+    echo "SKIP regress-$backend${mode:+_$mode} -- Wine cannot start: $why" >> "$res"
     exit 0
 fi
 trap wine_stop EXIT
@@ -38,7 +45,14 @@ bin=$(cd "$tree/test/.libs" && pwd)
 WINEPATH=$(wine_path "$prefix/bin")
 export WINEPATH
 unset EVENT_NOWIN32 EVENT_NOSELECT EVENT_SHOW_METHOD EVENT_DEBUG_MODE \
-    EVENT_PRECISE_TIMER
+    EVENT_PRECISE_TIMER EVENT_NORIO EVENT_IO_URING_STATS \
+    EVENT_IO_URING_NO_BEV
+case $backend in
+win32) EVENT_NORIO=1; export EVENT_NORIO ;;
+rio)   ;;
+*)     echo "FAIL regress-$backend (no such backend)" >> "$res"; exit 1 ;;
+esac
+stock_res=${RP_WIN_STOCK_RES:-}
 
 # Under Wine 8.0, AcceptEx on a socket that is not listening stays pending
 # for ever (tests/windows/wine-acceptex.exe shows it; Windows fails the
@@ -53,10 +67,10 @@ known_why="AcceptEx on a socket that is not listening stays pending under Wine 8
 start=$(date +%s)
 EVENT_SHOW_METHOD=1 wine_run 60 "$bin/test-init.exe" > "$log/test-init.log" 2>&1
 got=$(tr -d '\r' < "$log/test-init.log" | sed -n 's/.*libevent using: //p')
-if [ "$got" = win32 ]; then
-    echo "PASS method-is-win32" >> "$res"
+if [ "$got" = "$backend" ]; then
+    echo "PASS regress-$backend/method-is-$backend" >> "$res"
 else
-    echo "FAIL method-is-win32 (libevent chose '$got')" >> "$res"
+    echo "FAIL regress-$backend/method-is-$backend (libevent chose '$got')" >> "$res"
     exit 1
 fi
 
@@ -64,13 +78,14 @@ if [ "$mode" != debug ] && [ -z "$CASES" ]; then
     for t in test-eof test-closed test-weof test-time test-changelist \
              test-fdleak; do
         if ! wine_run 120 "$bin/$t.exe" > "$log/$t.log" 2>&1; then
-            echo "FAIL regress/$t" >> "$res"
+            echo "FAIL regress-$backend/$t" >> "$res"
         elif grep -q "no event mechanism available" "$log/$t.log"; then
             # test-closed needs EV_FEATURE_EARLY_CLOSE and exits 0 without
-            # testing anything when the backend lacks it
-            echo "SKIP regress/$t -- the win32 backend lacks EV_FEATURE_EARLY_CLOSE; the program tests nothing" >> "$res"
+            # testing anything when the backend lacks it (win32 does; rio
+            # has it)
+            echo "SKIP regress-$backend/$t -- the $backend backend lacks EV_FEATURE_EARLY_CLOSE; the program tests nothing" >> "$res"
         else
-            echo "PASS regress/$t" >> "$res"
+            echo "PASS regress-$backend/$t" >> "$res"
         fi
     done
     # msvcrt's text-mode stdout ends lines with CRLF
@@ -79,16 +94,16 @@ if [ "$mode" != debug ] && [ -z "$CASES" ]; then
     if tr -d '\r' < "$log/dumpevents.out" \
             | python3 "$tree/test/check-dumpevents.py" \
             > "$log/dumpevents.log" 2>&1; then
-        echo "PASS regress/test-dumpevents" >> "$res"
+        echo "PASS regress-$backend/test-dumpevents" >> "$res"
     else
-        echo "FAIL regress/test-dumpevents" >> "$res"
+        echo "FAIL regress-$backend/test-dumpevents" >> "$res"
     fi
 fi
 
-prefix_name=regress
+prefix_name=regress-$backend
 env_mode=
 if [ "$mode" = debug ]; then
-    prefix_name=regress_debug
+    prefix_name=regress-${backend}_debug
     env_mode="EVENT_DEBUG_MODE=1"
 fi
 out=$log/$prefix_name.out
@@ -125,14 +140,24 @@ for t in $(sed -n "s|^FAIL $prefix_name/||p" "$log/$prefix_name.res"); do
     fi
     why=$(tr -d '\r' < "$retry" | grep -m1 'FAIL .*:\|timeout' \
           | sed 's/^ *//; s/[|&\\]/ /g')
-    sed -i "s|^FAIL $prefix_name/$t\$|SKIP $prefix_name/$t -- fails under Wine 8.0 on libevent's stock win32 backend, twice: ${why:-see $retry}|" \
-        "$log/$prefix_name.res"
-    echo "$prefix_name/$t: fails twice on the stock backend under Wine (SKIP):"
+    if [ "$backend" = win32 ]; then
+        sed -i "s|^FAIL $prefix_name/$t\$|SKIP $prefix_name/$t -- fails under Wine 8.0 on libevent's stock win32 backend, twice: ${why:-see $retry}|" \
+            "$log/$prefix_name.res"
+        echo "$prefix_name/$t: fails twice on the stock backend under Wine (SKIP):"
+    elif [ -n "$stock_res" ] && grep -q "^SKIP regress-win32/$t -- fails under Wine" "$stock_res"; then
+        sed -i "s|^FAIL $prefix_name/$t\$|SKIP $prefix_name/$t -- fails twice, as it does under Wine 8.0 on libevent's stock win32 backend: ${why:-see $retry}|" \
+            "$log/$prefix_name.res"
+        echo "$prefix_name/$t: fails twice, as on the stock backend under Wine (SKIP):"
+    else
+        sed -i "s|^FAIL $prefix_name/$t\$|FAIL $prefix_name/$t (twice: ${why:-see $retry})|" \
+            "$log/$prefix_name.res"
+        echo "$prefix_name/$t: fails twice on $backend:"
+    fi
     tr -d '\r' < "$retry" | head -8 | sed 's/^/    /'
 done
 cat "$log/$prefix_name.res" >> "$res"
 summary=$(tail -1 "$out.lf")
-echo "$prefix_name (win32 under Wine): $summary; exit $rc; $(( $(date +%s) - t0 )) s"
+echo "$prefix_name ($backend under Wine): $summary; exit $rc; $(( $(date +%s) - t0 )) s"
 [ $rc -eq 0 ] || grep -q " FAILED\]$" "$out.lf" || \
     echo "FAIL $prefix_name (regress exited $rc: $summary)" >> "$res"
 
