@@ -25,8 +25,8 @@ WIN_CORE_TESTS      := recv close fd-reuse send wait poll cq-overflow stats \
                        nomem
 WIN_CORE_TEST_DIR   := $(BUILD)/windows/tests/core
 WIN_CORE_SI_DIR     := $(BUILD)/windows/tests/core-rio-standin
-WIN_CORE_SI_OBJDIR  := $(BUILD)/windows/core-rio-standin
-WIN_CORE_SI_LIB     := $(WIN_CORE_SI_OBJDIR)/libringplug.a
+# the engine on the RIO stand-in, as windows/windows.mk builds it
+WIN_CORE_SI_LIB     := $(WIN_SA_CORE)
 WIN_CORE_TEST_CFLAGS := -std=gnu11 -D__USE_MINGW_ANSI_STDIO=1 $(WARN) -O2 \
                         -g -Icore -Itests/core
 WIN_CORE_TEST_LIBS  := -static -lws2_32 -lntdll -lpthread
@@ -35,7 +35,6 @@ WIN_CORE_TEST_HDRS  := tests/core/harness.h tests/core/harness-win.h \
 WIN_CORE_BINS       := $(WIN_CORE_TESTS:%=$(WIN_CORE_TEST_DIR)/test-%.exe)
 WIN_CORE_SI_BINS    := $(WIN_CORE_TESTS:%=$(WIN_CORE_SI_DIR)/test-%.exe)
 WIN_CORE_SI_HDRS    := tests/windows/rio-standin.h core/win/rio.h
-WIN_CORE_SI_SRCS    := $(CORE_WIN_SRCS) tests/windows/rio-standin.c
 
 TEST_SUITES  += windows-core windows-core-rio-standin
 DEPS_TARGETS += windows-core-test-deps
@@ -59,29 +58,6 @@ $(WIN_CORE_TEST_DIR)/test-%.exe: tests/core/test-%.c $(WIN_CORE_TEST_HDRS) \
 	@mkdir -p $(@D)
 	$(CORE_WIN_CC) $(WIN_CORE_TEST_CFLAGS) -o $@ $< $(CORE_WIN_LIB) \
 	    $(WIN_CORE_TEST_LDFLAGS) $(WIN_CORE_TEST_LIBS)
-
-# the stand-in build of the engine: core/ with -DRP_RIO_STANDIN, and the
-# stand-in itself
-$(WIN_CORE_SI_OBJDIR)/%.o: core/%.c $(CORE_WIN_HDRS) $(WIN_CORE_SI_HDRS) \
-                           | $(CORE_WIN_DEPS)
-	@mkdir -p $(@D)
-	$(CORE_WIN_CC) $(CORE_WIN_CFLAGS) -DRP_RIO_STANDIN -Itests/windows \
-	    -c -o $@ $<
-
-$(WIN_CORE_SI_OBJDIR)/%.o: core/win/%.c $(CORE_WIN_HDRS) $(WIN_CORE_SI_HDRS) \
-                           | $(CORE_WIN_DEPS)
-	@mkdir -p $(@D)
-	$(CORE_WIN_CC) $(CORE_WIN_CFLAGS) -DRP_RIO_STANDIN -Itests/windows \
-	    -c -o $@ $<
-
-$(WIN_CORE_SI_OBJDIR)/%.o: tests/windows/%.c $(WIN_CORE_SI_HDRS) \
-                           | $(CORE_WIN_DEPS)
-	@mkdir -p $(@D)
-	$(CORE_WIN_CC) $(CORE_WIN_CFLAGS) -Itests/windows -c -o $@ $<
-
-$(WIN_CORE_SI_LIB): $(patsubst %.c,$(WIN_CORE_SI_OBJDIR)/%.o,\
-                    $(notdir $(WIN_CORE_SI_SRCS)))
-	x86_64-w64-mingw32-ar rcs $@ $^
 
 $(WIN_CORE_SI_DIR)/test-%.exe: tests/core/test-%.c $(WIN_CORE_TEST_HDRS) \
                                $(WIN_CORE_SI_HDRS) $(WIN_CORE_SI_LIB) \
