@@ -35,6 +35,7 @@ include core/core.mk
 -include packaging/packaging.mk
 -include windows/windows.mk
 -include tests/windows/tests.mk
+-include tests/core/windows.mk
 
 all: $(ALL_TARGETS)
 

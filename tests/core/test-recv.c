@@ -289,11 +289,16 @@ stress(const char *label, enum mode m, int n, unsigned buf_count,
         "counters not moving: enters %llu sqes %llu cqes %llu",
         (unsigned long long) st.enters, (unsigned long long) st.sqes,
         (unsigned long long) st.cqes);
+#ifndef _WIN32
     /* Batching: one io_uring_enter per pass, plus early flushes of a full
        SQ; any other enter is a syscall the design promised away. */
     CHECK(st.enters <= st.waits + st.sq_full, "enters %llu > waits %llu + "
         "sq_full %llu", (unsigned long long) st.enters,
         (unsigned long long) st.waits, (unsigned long long) st.sq_full);
+#endif
+    /* Windows: every overlapped WSARecv/WSASend is a call of its own and
+       RIO commits each request queue, each counted in enters; nothing
+       there is promised as one call per pass. */
     if (small_ring) {
         CHECK(st.enobufs > 0, "a %ux%u ring for %d busy connections never "
             "ran dry (stats.enobufs 0)", buf_count, buf_size, n);
@@ -639,6 +644,13 @@ end_case(int reset, int later)
     if (e == NULL) {
         goto out;
     }
+#ifdef _WIN32
+    if (reset && !later && !t_w_reset_reported_late()) {
+        SKIP("this platform (Wine 8.0 here) reports a reset that arrives "
+            "while no receive is pending as EOF, to any program: a plain "
+            "recv() after it returns 0, not WSAECONNRESET");
+    }
+#endif
     lfd = t_listen();
     CHECK(lfd >= 0, "listen");
     CHECK(t_pair(lfd, &c->fd, &peer) == 0, "pair");
@@ -742,6 +754,13 @@ fin_case(int watch, int stop)
     if (e == NULL) {
         goto out;
     }
+#ifdef _WIN32
+    if (watch && !t_w_fin_seen_behind_data()) {
+        SKIP("this platform (Wine 8.0 here) reports a FIN as readiness "
+            "only once no byte is left unread (WSAPoll: no POLLHUP with a "
+            "byte before the FIN), so no FIN watch can see it");
+    }
+#endif
     lfd = t_listen();
     CHECK(lfd >= 0, "listen");
     CHECK(t_pair(lfd, &c->fd, &pfd) == 0, "pair");

@@ -11,6 +11,20 @@
 
 #include "harness.h"
 
+#ifdef _WIN32
+#define ENGINE_NAME  "rio"
+#else
+#define ENGINE_NAME  "io_uring"
+#endif
+
+/* Requests one armed receive makes: RIO keeps two receives posted per
+   request queue (core/win/rio.c), io_uring and overlapped I/O one. */
+#ifdef RP_RIO_STANDIN
+#define RECV_REQUESTS  2
+#else
+#define RECV_REQUESTS  1
+#endif
+
 typedef struct conn {
     rp_fd_t  *f;
     int       closed;
@@ -93,14 +107,15 @@ case_counters(void)
     rp_engine_stats(e, &a);
     CHECK(a.fds_open_now == 1, "fds_open_now %u with one open",
         a.fds_open_now);
-    CHECK(rp_fd_fileno(c.f) == fd && rp_fd_data(c.f) == &c, "fileno/data");
+    CHECK((int) rp_fd_fileno(c.f) == fd && rp_fd_data(c.f) == &c,
+        "fileno/data");
 
     CHECK(rp_recv_start(e, c.f, 0) == 0, "rp_recv_start");
     CHECK(rp_recv_start(e, c.f, 0) == 0, "second rp_recv_start (no-op)");
     CHECK(rp_engine_wait(e, 0) >= 0, "wait");
     rp_engine_stats(e, &b);
-    CHECK(b.sqes == a.sqes + 1, "sqes moved by %llu for one armed receive "
-        "(armed twice: the second must be a no-op)",
+    CHECK(b.sqes == a.sqes + RECV_REQUESTS, "sqes moved by %llu for one "
+        "armed receive (armed twice: the second must be a no-op)",
         (unsigned long long) (b.sqes - a.sqes));
     CHECK(b.enters > a.enters, "enters did not move for a submit");
 
@@ -165,8 +180,11 @@ case_counters(void)
     CHECK(b.fds_open_now == 0, "fds_open_now %u after close",
         b.fds_open_now);
     CHECK(b.cancels > a.cancels, "no cancel counted at close");
+#ifndef RP_RIO_STANDIN
+    /* RIO has no cancel: the host's closesocket() ends the receives */
     CHECK(b.enters > a.enters, "close with a receive armed did not enter the "
         "kernel at once");
+#endif
     CHECK(t_spin(e, 10) >= 0, "wait");
     CHECK(cb_bad == 0, "%d bad callbacks", cb_bad);
 
@@ -191,9 +209,16 @@ case_buf_rounding(void)
     if (e == NULL) {
         goto out;
     }
+#ifdef _WIN32
+    /* the Windows pool takes the count as given: nothing to round to */
+    CHECK(rp_bufs_total(e) == 10, "buf_count 10 gave %u buffers",
+        rp_bufs_total(e));
+    CHECK(rp_bufs_free(e) == 10, "%u free", rp_bufs_free(e));
+#else
     CHECK(rp_bufs_total(e) == 16, "buf_count 10 gave %u buffers, header "
         "says rounded up to 2^n (16)", rp_bufs_total(e));
     CHECK(rp_bufs_free(e) == 16, "%u free", rp_bufs_free(e));
+#endif
 
 out:
     if (e != NULL) {
@@ -230,11 +255,11 @@ case_format(void)
     rp_stats_format(&st, small, 16);
     CHECK(memchr(small, '\0', 16) != NULL, "not terminated in 16 bytes");
 
-    CHECK(strcmp(rp_engine_name(e), "io_uring") == 0, "name \"%s\"",
+    CHECK(strcmp(rp_engine_name(e), ENGINE_NAME) == 0, "name \"%s\"",
         rp_engine_name(e));
     d = rp_engine_describe(e);
-    CHECK(d != NULL && strncmp(d, "io_uring", 8) == 0 && !strchr(d, '\n'),
-        "describe: \"%s\"", d ? d : "(null)");
+    CHECK(d != NULL && strncmp(d, ENGINE_NAME, strlen(ENGINE_NAME)) == 0
+        && !strchr(d, '\n'), "describe: \"%s\"", d ? d : "(null)");
     CHECK(rp_bufs_total(e) == 1024, "default buffer count %u, header says "
         "1024", rp_bufs_total(e));
     t_diag("describe: %s", d);
