@@ -285,15 +285,18 @@ t_w_close(int fd)
     return rc;
 }
 
+/* send() or recv() with MSG_DONTWAIT for once on a blocking socket, and
+   errno set as on POSIX */
 static inline long long
-t_w_send(int s, const void *buf, size_t len, int flags)
+t_w_io(int s, void *buf, size_t len, int flags, int sending)
 {
     int  once = (flags & MSG_DONTWAIT) && !t_w_nb_is(s), r, err = 0;
 
     if (once) {
         t_w_fionbio(s, 1);
     }
-    r = send((SOCKET) s, buf, (int) len, flags & ~MSG_DONTWAIT);
+    r = sending ? send((SOCKET) s, buf, (int) len, flags & ~MSG_DONTWAIT)
+                : recv((SOCKET) s, buf, (int) len, flags & ~MSG_DONTWAIT);
     if (r < 0) {
         err = WSAGetLastError();
     }
@@ -308,25 +311,15 @@ t_w_send(int s, const void *buf, size_t len, int flags)
 }
 
 static inline long long
+t_w_send(int s, const void *buf, size_t len, int flags)
+{
+    return t_w_io(s, (void *) buf, len, flags, 1);
+}
+
+static inline long long
 t_w_recv(int s, void *buf, size_t len, int flags)
 {
-    int  once = (flags & MSG_DONTWAIT) && !t_w_nb_is(s), r, err = 0;
-
-    if (once) {
-        t_w_fionbio(s, 1);
-    }
-    r = recv((SOCKET) s, buf, (int) len, flags & ~MSG_DONTWAIT);
-    if (r < 0) {
-        err = WSAGetLastError();
-    }
-    if (once) {
-        t_w_fionbio(s, 0);
-    }
-    if (r < 0) {
-        errno = t_w_errno(err);
-        return -1;
-    }
-    return r;
+    return t_w_io(s, buf, len, flags, 0);
 }
 
 /* poll(2) over WSAPoll: an int fd, negative ones skipped as poll(2) does */

@@ -161,6 +161,27 @@ t_prefix(void)
     return p != NULL && *p != '\0' ? p : "core";
 }
 
+/* The case's one result line. */
+static inline void
+t_report(int rc, const char *why)
+{
+    char  line[800];
+
+    switch (rc) {
+    case T_PASS:
+        snprintf(line, sizeof(line), "PASS %s", t_name);
+        break;
+    case T_SKIP:
+        snprintf(line, sizeof(line), "SKIP %s -- %s", t_name, why);
+        break;
+    default:
+        snprintf(line, sizeof(line), "FAIL %s -- %s", t_name, why);
+        t_failures++;
+        break;
+    }
+    t_line(line);
+}
+
 #ifdef _WIN32
 /*
  * Windows has no fork: the program starts itself again for each case
@@ -356,19 +377,7 @@ t_run(const char *name, void (*fn)(void), unsigned limit_s)
         why = msg;
     }
 
-    switch (rc) {
-    case T_PASS:
-        snprintf(line, sizeof(line), "PASS %s", t_name);
-        break;
-    case T_SKIP:
-        snprintf(line, sizeof(line), "SKIP %s -- %s", t_name, why);
-        break;
-    default:
-        snprintf(line, sizeof(line), "FAIL %s -- %s", t_name, why);
-        t_failures++;
-        break;
-    }
-    t_line(line);
+    t_report(rc, why);
 }
 #else
 /*
@@ -483,19 +492,7 @@ t_run(const char *name, void (*fn)(void), unsigned limit_s)
         why = msg;
     }
 
-    switch (rc) {
-    case T_PASS:
-        snprintf(line, sizeof(line), "PASS %s", t_name);
-        break;
-    case T_SKIP:
-        snprintf(line, sizeof(line), "SKIP %s -- %s", t_name, why);
-        break;
-    default:
-        snprintf(line, sizeof(line), "FAIL %s -- %s", t_name, why);
-        t_failures++;
-        break;
-    }
-    t_line(line);
+    t_report(rc, why);
 }
 #endif
 
