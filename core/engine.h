@@ -107,7 +107,9 @@ struct rp_fd {
     rp_engine_t    *e;
     void           *data;
     rp_socket_t     fd;
-    rp_socket_t     sendfd;      /* sends go here (a duplicate after close) */
+    rp_socket_t     sendfd;      /* sends go here: a duplicate after a
+                                    flushing close, or the backend's own
+                                    made at the first send (Windows) */
     uint32_t        gen;
     unsigned        refs;        /* ops in flight + callbacks running */
     unsigned        flags;       /* RP_FD_* from the host */

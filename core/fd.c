@@ -259,9 +259,12 @@ rp_fd_close(rp_engine_t *e, rp_fd_t *f, unsigned flags)
     if (flush) {
         /*
          * The host closes its socket right after this call; sends still
-         * queued go to a duplicate, closed once the queue is empty.
+         * queued go to a duplicate, closed once the queue is empty: the
+         * backend's own send handle if it made one (Windows), else a new
+         * one.
          */
-        if (rp_os_dup(f->fd, &dupfd) < 0) {
+        dupfd = f->sendfd;
+        if (dupfd == f->fd && rp_os_dup(f->fd, &dupfd) < 0) {
             flush = false;
         } else {
             f->sendfd = dupfd;
@@ -301,6 +304,12 @@ rp_fd_close(rp_engine_t *e, rp_fd_t *f, unsigned flags)
             rp_cancel_op(e, f->send_op);
         } else {
             rp_sendq_drop(e, f, true);
+        }
+        if (f->sendfd != f->fd) {
+            /* the backend's own send handle (Windows), the send on it
+               cancelled above: the host's close must be the last */
+            rp_os_close(f->sendfd);
+            f->sendfd = RP_INVALID_SOCKET;
         }
     }
 
@@ -1259,7 +1268,7 @@ rp_fd_drop_all(rp_engine_t *e, bool call_done)
             rp_recvq_drop(e, f);
         }
         rp_sendq_drop(e, f, call_done);
-        if (f->flushing && f->sendfd != RP_INVALID_SOCKET) {
+        if (f->sendfd != f->fd && f->sendfd != RP_INVALID_SOCKET) {
             rp_os_close(f->sendfd);
         }
         rp_be_fd_free(e, f);

@@ -14,8 +14,10 @@
 
 /*
  * A second socket for the same connection (WSADuplicateSocketW, which
- * works within one process too), overlapped, so a flushing close can go on
- * sending after the host closes its own.
+ * works within one process too), overlapped, so the engine's sends (rio.c)
+ * and a flushing close go on after the host closes its own.  Not
+ * inherited: a child process the host starts must not hold the connection
+ * open.
  */
 int
 rp_os_dup(rp_socket_t s, rp_socket_t *out)
@@ -27,7 +29,8 @@ rp_os_dup(rp_socket_t s, rp_socket_t *out)
         return -EBADF;
     }
     d = WSASocketW(FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO,
-                   &pi, 0, WSA_FLAG_OVERLAPPED);
+                   &pi, 0,
+                   WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
     if (d == INVALID_SOCKET) {
         return -EMFILE;
     }

@@ -32,7 +32,12 @@
  *    naming the socket's base handle.  Level-triggered; a multishot poll is
  *    re-issued at the start of the next pass.  A descriptor that is not a
  *    socket gets -EOPNOTSUPP.
- *  - The flush duplicate is WSADuplicateSocketW; sends on it go overlapped.
+ *  - Overlapped sends go on a duplicate of the fd's socket of the engine's
+ *    own (WSADuplicateSocketW, made at the first send), so the host's
+ *    closesocket() after a flushing close does not end the send in flight;
+ *    the flush goes on on it.  An fd on RIO flushes on a duplicate made at
+ *    the close, overlapped (its request queue is on the host's socket).
+ *    Duplicates share the socket's file object, so its port association.
  *
  * A test build (-DRP_RIO_STANDIN) takes the RIO function table from the
  * tests' rule-checking RIO stand-in (tests/windows/rio-standin.c) instead of
@@ -146,6 +151,7 @@ typedef struct rp_win_fd {
     uint8_t           on_commit;  /* deferred RIO requests to commit */
     uint8_t           defer_recv;
     uint8_t           defer_send;
+    uint8_t           own_failed; /* no send handle of its own could be had */
     SOCKET            base;       /* AFD's base handle, INVALID_SOCKET: none
                                      looked up yet */
     RIO_RQ            rq;
@@ -1179,15 +1185,16 @@ rp_be_send(rp_engine_t *e, rp_op_t *op, rp_socket_t s,
     RIO_BUF       rb;
     size_t        room, take, len = 0;
     char         *dst;
+    rp_socket_t   own;
     int           i, rc, err;
 
-    wo->sock = s;
     wo->cancelled = 0;
     wo->final = 0;
     wo->slice = -1;
     wo->path = (s == wf->f.fd) ? rp_path(w, wf) : RP_PATH_OVERLAPPED;
 
     if (wo->path == RP_PATH_RIO) {
+        wo->sock = s;
         wo->slice = rp_slice_take(w);
         if (wo->slice < 0) {
             return -EBUSY;          /* every slice in flight: next pass */
@@ -1216,14 +1223,41 @@ rp_be_send(rp_engine_t *e, rp_op_t *op, rp_socket_t s,
         return 0;
     }
 
+    if (s == wf->f.fd && !wf->own_failed) {
+        /*
+         * Overlapped sends go on a socket handle of the engine's own, made
+         * at the fd's first send: the host may closesocket() its handle
+         * right after rp_fd_close(RP_CLOSE_FLUSH), and that ends a send in
+         * flight issued on it (Wine completes it with 0 bytes; Microsoft
+         * documents that closesocket cancels pending overlapped I/O),
+         * while one issued on another handle of the same socket goes on.
+         * fd.c sends on f->sendfd from then on, reuses it for a flushing
+         * close instead of a second duplicate, and closes it with the fd.
+         * Cost: one WSADuplicateSocketW + WSASocketW and one handle per
+         * connection that sends (85 us with its close under Wine 8.0 here,
+         * see the commit), none for one that only receives.  Without it
+         * (out of handles) the send goes on the host's handle, as before.
+         */
+        if (rp_os_dup(s, &own) == 0) {
+            wf->f.sendfd = own;
+            s = own;
+        } else {
+            wf->own_failed = 1;
+        }
+    }
+    wo->sock = s;
     rc = rp_iocp_join(w, wf, (SOCKET) s);
     if (rc < 0) {
         rp_ready_push(w, op, rc, 0, 0);
         return 0;
     }
-    /* on a flush's duplicate a slice at a time: each completion shows the
-       peer's progress where SIO_TCP_INFO cannot (Wine) */
-    room = (s == wf->f.fd) ? SIZE_MAX : RP_SLICE_MIN;
+    /*
+     * A slice at a time, as on RIO: a send in flight when the host makes a
+     * flushing close goes on as the flush's first, and each completion
+     * shows the peer's progress where SIO_TCP_INFO cannot (Wine), so a
+     * slow reader is not taken for a stuck one.
+     */
+    room = RP_SLICE_MIN;
     for (i = 0; i < n && room > 0; i++) {
         take = iov[i].iov_len < room ? iov[i].iov_len : room;
         wo->wsabuf[i].buf = iov[i].iov_base;
