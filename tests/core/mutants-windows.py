@@ -89,9 +89,12 @@ MUTANTS = [
        "        (void) type;\n        (void) len;\n        if (WSAIoctl(")]),
     ("submit-counts-nothing", [OV, RIO], "wait", "flush-submits",
      [("win/rio.c", "    return (int) n;\n}", "    return 0 * (int) n;\n}")]),
+    ("no-own-send-handle", [OV], "close", "flush-4mib",
+     [("win/rio.c", "    if (s == wf->f.fd && !wf->own_failed) {",
+       "    if (0 && s == wf->f.fd && !wf->own_failed) {")]),
     ("flush-sends-uncapped", [OV, RIO], "close", "slow-steady-reader-all",
-     [("win/rio.c", "    room = (s == wf->f.fd) ? SIZE_MAX : RP_SLICE_MIN;",
-       "    room = SIZE_MAX;")]),
+     [("win/rio.c", "    room = RP_SLICE_MIN;\n    for (i = 0; i < n && room > 0; i++) {",
+       "    room = SIZE_MAX;\n    for (i = 0; i < n && room > 0; i++) {")]),
 ]
 
 
