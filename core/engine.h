@@ -116,6 +116,8 @@ struct rp_fd {
 
     unsigned        closed:1;
     unsigned        flushing:1;  /* closed with RP_CLOSE_FLUSH, still sending */
+    unsigned        close_fd:1;  /* RP_CLOSE_SOCKET with sendfd == fd: the
+                                    flush's end closes the host's socket */
     unsigned        recv_want:1; /* host wants the multishot receive armed */
     unsigned        recv_paused:1;
     unsigned        starved:1;   /* on the ENOBUFS re-arm list */

@@ -159,7 +159,8 @@ rp_recvq_drop(rp_engine_t *e, rp_fd_t *f)
     f->recvq_bytes = 0;
 }
 
-/* A closed fd is done sending: close the duplicate, leave the list. */
+/* A closed fd is done sending: close the duplicate (or, with
+   RP_CLOSE_SOCKET, the socket itself), leave the list. */
 static void
 rp_flush_end(rp_engine_t *e, rp_fd_t *f)
 {
@@ -261,12 +262,16 @@ rp_fd_close(rp_engine_t *e, rp_fd_t *f, unsigned flags)
          * The host closes its socket right after this call; sends still
          * queued go to a duplicate, closed once the queue is empty: the
          * backend's own send handle if it made one (Windows), else a new
-         * one.
+         * one.  With RP_CLOSE_SOCKET the host does not close it: they go
+         * on the socket itself, which the flush's end closes.
          */
         dupfd = f->sendfd;
-        if (dupfd == f->fd && rp_os_dup(f->fd, &dupfd) < 0) {
+        if (dupfd == f->fd && (flags & RP_CLOSE_SOCKET)) {
+            f->close_fd = 1;        /* the socket itself goes on */
+        } else if (dupfd == f->fd && rp_os_dup(f->fd, &dupfd) < 0) {
             flush = false;
-        } else {
+        }
+        if (flush) {
             f->sendfd = dupfd;
             f->flushing = 1;
             e->st.flushing_now++;
@@ -319,6 +324,11 @@ rp_fd_close(rp_engine_t *e, rp_fd_t *f, unsigned flags)
      * reference, so the peer sees the FIN at once.
      */
     (void) rp_be_submit(e, true);
+
+    if ((flags & RP_CLOSE_SOCKET) && !f->close_fd) {
+        /* the host's close, done here; a flush goes on its own handle */
+        rp_os_close(f->fd);
+    }
 
     rp_fd_maybe_free(e, f);
 }
@@ -1268,7 +1278,9 @@ rp_fd_drop_all(rp_engine_t *e, bool call_done)
             rp_recvq_drop(e, f);
         }
         rp_sendq_drop(e, f, call_done);
-        if (f->sendfd != f->fd && f->sendfd != RP_INVALID_SOCKET) {
+        if (f->sendfd != RP_INVALID_SOCKET
+            && (f->sendfd != f->fd || f->close_fd))
+        {
             rp_os_close(f->sendfd);
         }
         rp_be_fd_free(e, f);

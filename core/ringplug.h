@@ -235,7 +235,10 @@ rp_socket_t rp_fd_fileno(const rp_fd_t *f);
 void rp_fd_set_flags(rp_fd_t *f, unsigned flags);
 
 /* rp_fd_close() flags */
-#define RP_CLOSE_FLUSH  0x1u   /* keep sending queued bytes, then close */
+#define RP_CLOSE_FLUSH   0x1u  /* keep sending queued bytes, then close */
+#define RP_CLOSE_SOCKET  0x2u  /* the engine closes the socket, the host
+                                  must not: at once, or when the flush
+                                  ends */
 
 /*
  * Take the fd off the engine: cancel its poll and receive (by request, so
@@ -247,6 +250,12 @@ void rp_fd_set_flags(rp_fd_t *f, unsigned flags);
  * of the socket, sends the rest on it and closes it when the queue is empty,
  * a send fails, or the peer has taken no byte for flush_timeout_ms; the host
  * may close its own socket right after this call either way.
+ * With RP_CLOSE_SOCKET the socket is the engine's from this call on: the
+ * engine closes it itself, right after the cancels or when the flush ends,
+ * and no duplicate is made.  Where a send in flight is bound to the handle
+ * it was issued on (RIO: the request queue is the socket's), only this
+ * keeps a flush whole: a host that closes its own handle ends that send,
+ * and the stream is cut.
  * After this call f is invalid for the host; no more callbacks for it.
  */
 void rp_fd_close(rp_engine_t *e, rp_fd_t *f, unsigned flags);

@@ -12,6 +12,13 @@
 
 #include "engine.h"
 
+#ifdef RP_RIO_STANDIN
+#include "rio-standin.h"
+#define rp_closesocket  rpstandin_closesocket
+#else
+#define rp_closesocket  closesocket
+#endif
+
 /*
  * A second socket for the same connection (WSADuplicateSocketW, which
  * works within one process too), overlapped, so the engine's sends (rio.c)
@@ -38,10 +45,16 @@ rp_os_dup(rp_socket_t s, rp_socket_t *out)
     return 0;
 }
 
+/*
+ * The engine's own handles, and the host's socket after
+ * rp_fd_close(RP_CLOSE_SOCKET).  The RIO stand-in test build closes through
+ * the stand-in, which must see a registered socket's close (it ends the
+ * socket's request queue); it passes other handles to closesocket().
+ */
 void
 rp_os_close(rp_socket_t s)
 {
-    closesocket((SOCKET) s);
+    rp_closesocket((SOCKET) s);
 }
 
 /*

@@ -35,8 +35,12 @@
  *  - Overlapped sends go on a duplicate of the fd's socket of the engine's
  *    own (WSADuplicateSocketW, made at the first send), so the host's
  *    closesocket() after a flushing close does not end the send in flight;
- *    the flush goes on on it.  An fd on RIO flushes on a duplicate made at
- *    the close, overlapped (its request queue is on the host's socket).
+ *    the flush goes on on it.  An fd on RIO keeps a flush whole only with
+ *    rp_fd_close(RP_CLOSE_SOCKET): its request queue is the socket's, so
+ *    the engine keeps the socket open and the flush goes on on RIO until
+ *    the flush's end closes it.  A host that closes the socket itself ends
+ *    the RIO send in flight; the rest goes on a duplicate made at the
+ *    close, overlapped, and the stream may be cut.
  *    Duplicates share the socket's file object, so its port association.
  *
  * A test build (-DRP_RIO_STANDIN) takes the RIO function table from the

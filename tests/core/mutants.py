@@ -87,6 +87,9 @@ MUTANTS = [
     ("copy-mode-does-not-copy", "send", "copy",
      [("fd.c", "                memcpy(s->data + s->len, p, n);",
        "                memset(s->data + s->len, 0, n);")]),
+    ("close-socket-left-open", "close", "engine-closes-at-once",
+     [("fd.c", "        rp_os_close(f->fd);\n    }\n\n    rp_fd_maybe_free(e, f);",
+       "    }\n\n    rp_fd_maybe_free(e, f);")]),
     ("close-flush-ignored", "close", "flush-4mib",
      [("fd.c", "flush = (flags & RP_CLOSE_FLUSH) && f->sendq_bytes > 0\n"
        "            && f->send_err == 0;", "flush = 0;")]),

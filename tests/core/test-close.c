@@ -9,7 +9,10 @@
  *
  * Also: RP_CLOSE_FLUSH keeps sending 4 MiB after the host closed its fd and
  * the peer gets every byte then EOF; a close without it drops queued sends
- * and still calls every done callback exactly once.
+ * and still calls every done callback exactly once.  The engine-closes
+ * cases hand the socket over (RP_CLOSE_SOCKET) and never close it
+ * themselves: the peer's EOF shows the engine closed it, at once or when
+ * the flush ended; on RIO that is the flush that stays whole.
  */
 
 #ifndef _WIN32
@@ -146,6 +149,9 @@ enum armed { A_RECV, A_RECV_DATA, A_POLL };
  * normal case), without it the host makes no engine call at all after
  * rp_fd_close() (the header's "submitted now" promise).
  */
+/* RP_CLOSE_SOCKET: the engine closes the socket, the host never does */
+static int  engine_closes_socket;
+
 static void
 close_case(enum armed what, int keep_waiting)
 {
@@ -189,9 +195,11 @@ close_case(enum armed what, int keep_waiting)
     }
 
     t0 = t_now_ms();
-    rp_fd_close(e, c.f, 0);
+    rp_fd_close(e, c.f, engine_closes_socket ? RP_CLOSE_SOCKET : 0);
     c.closed = 1;
-    close(fd);
+    if (!engine_closes_socket) {
+        close(fd);
+    }
     fd = -1;
 
     if (keep_waiting) {
@@ -300,6 +308,14 @@ static void case_recv_data(void)   { close_case(A_RECV_DATA, 1); }
 static void case_poll_loop(void)   { close_case(A_POLL, 1); }
 static void case_poll_nowait(void) { close_case(A_POLL, 0); }
 
+static void
+case_engine_closes_at_once(void)
+{
+    engine_closes_socket = 1;
+    close_case(A_RECV, 0);
+    engine_closes_socket = 0;
+}
+
 /* ---- RP_CLOSE_FLUSH ------------------------------------------------------ */
 
 static int     done_calls;
@@ -322,18 +338,21 @@ peer_finished(void *arg)
 
 #ifdef RP_RIO_STANDIN
 #define SKIP_IF_SEND_IN_FLIGHT_WINDOWS()                                    \
-    SKIP("RIO path, open (issue #17): the request queue, so the RIO send "  \
-         "in flight, is on the host's socket, and the host's closesocket() " \
-         "after rp_fd_close(RP_CLOSE_FLUSH) ends that send; a queue on the " \
-         "engine's own duplicate is not made: RIO cannot cancel receives, "  \
-         "so they would hold the connection open past the host's close, "   \
-         "and RIO on a WSADuplicateSocketW socket cannot be checked here")
+    SKIP("RIO path: the request queue, so the RIO send in flight, is the "  \
+         "host's socket's, and the host's closesocket() after "              \
+         "rp_fd_close(RP_CLOSE_FLUSH) ends that send (RIO binds a request "  \
+         "to its socket); the flush that stays whole on RIO hands the "      \
+         "socket over (RP_CLOSE_SOCKET): close/engine-closes-flush-*")
 #else
 #define SKIP_IF_SEND_IN_FLIGHT_WINDOWS()
 #endif
 
+/*
+ * engine_closes: RP_CLOSE_SOCKET, the host never closes the socket; the
+ * only way the flush stays whole on RIO, so no SKIP there.
+ */
 static void
-flush_case(size_t total)
+flush_case(size_t total, int engine_closes)
 {
     rp_engine_t  *e;
     conn_t        c = { 0 };
@@ -377,12 +396,17 @@ flush_case(size_t total)
         CHECK(rp_send_pending(c.f) > total / 2, "only %zu of %zu bytes left "
             "queued: the socket buffers are larger than the test assumes",
             rp_send_pending(c.f), total);
-        SKIP_IF_SEND_IN_FLIGHT_WINDOWS();
+        if (!engine_closes) {
+            SKIP_IF_SEND_IN_FLIGHT_WINDOWS();
+        }
     }
 
-    rp_fd_close(e, c.f, RP_CLOSE_FLUSH);
+    rp_fd_close(e, c.f,
+                RP_CLOSE_FLUSH | (engine_closes ? RP_CLOSE_SOCKET : 0));
     c.closed = 1;
-    close(fd);
+    if (!engine_closes) {
+        close(fd);
+    }
     fd = -1;
 
     peer.seed = 21;
@@ -430,8 +454,13 @@ out:
     free(data);
 }
 
-static void case_flush_4m(void)    { flush_case(4 * 1024 * 1024); }
-static void case_flush_empty(void) { flush_case(0); }
+static void case_flush_4m(void)    { flush_case(4 * 1024 * 1024, 0); }
+static void case_flush_empty(void) { flush_case(0, 0); }
+static void case_flush_4m_engine_closes(void)
+{
+    flush_case(4 * 1024 * 1024, 1);
+}
+static void case_flush_empty_engine_closes(void) { flush_case(0, 1); }
 
 /* ---- RP_CLOSE_FLUSH to a peer that stops reading ---------------------------- */
 
@@ -490,7 +519,7 @@ count_fds(void)
  * timers does): the engine must still wake up for its own deadline.
  */
 static void
-flush_timeout_case(int idle)
+flush_timeout_case(int idle, int engine_closes)
 {
     rp_engine_params_t  p;
     rp_engine_t        *e = NULL;
@@ -546,12 +575,21 @@ flush_timeout_case(int idle)
     fds0--;
 #endif
     t0 = t_now_ms();
-    rp_fd_close(e, c.f, RP_CLOSE_FLUSH);
-    c.closed = 1;
-    CHECK(count_fds() == fds0 + 1, "%d fds open after a flushing close, "
-        "want %d: no duplicate to flush on, or a second one", count_fds(),
-        fds0 + 1);
-    close(fd);
+    if (engine_closes) {
+        /* no duplicate: the flush goes on the socket itself, or on the
+           engine's own send handle with the host's handle closed */
+        rp_fd_close(e, c.f, RP_CLOSE_FLUSH | RP_CLOSE_SOCKET);
+        c.closed = 1;
+        CHECK(count_fds() == fds0, "%d fds open after a flushing close "
+            "that hands the socket over, want %d", count_fds(), fds0);
+    } else {
+        rp_fd_close(e, c.f, RP_CLOSE_FLUSH);
+        c.closed = 1;
+        CHECK(count_fds() == fds0 + 1, "%d fds open after a flushing "
+            "close, want %d: no duplicate to flush on, or a second one",
+            count_fds(), fds0 + 1);
+        close(fd);
+    }
     fd = -1;
 
     for ( ;; ) {
@@ -571,9 +609,9 @@ flush_timeout_case(int idle)
     CHECK(done_calls == 1, "done called %d times after the flush gave up",
         done_calls);
     /* fds0 counted the host's fd, closed since; the duplicate made by
-       rp_fd_close() must be gone too. */
+       rp_fd_close() (or the socket handed over) must be gone too. */
     CHECK(count_fds() == fds0 - 1, "%d fds open, want %d: the flush's "
-        "duplicate is still open", count_fds(), fds0 - 1);
+        "socket is still open", count_fds(), fds0 - 1);
     rp_engine_stats(e, &st);
     CHECK(st.fds_open_now == 0, "stats.fds_open_now %u", st.fds_open_now);
     CHECK(cb_bad == 0, "%d callbacks after rp_fd_close", cb_bad);
@@ -599,7 +637,7 @@ out:
  * 2 MiB go through the flush's own sends.
  */
 static void
-flush_slow_reader_case(int in_flight)
+flush_slow_reader_case(int in_flight, int engine_closes)
 {
     rp_engine_params_t  p;
     rp_engine_t        *e = NULL;
@@ -650,11 +688,16 @@ flush_slow_reader_case(int in_flight)
     /* as in flush_case(): a send stuck in the kernel at the close */
     if (in_flight) {
         CHECK(t_spin(e, 20) >= 0, "wait");
-        SKIP_IF_SEND_IN_FLIGHT_WINDOWS();
+        if (!engine_closes) {
+            SKIP_IF_SEND_IN_FLIGHT_WINDOWS();
+        }
     }
-    rp_fd_close(e, c.f, RP_CLOSE_FLUSH);
+    rp_fd_close(e, c.f,
+                RP_CLOSE_FLUSH | (engine_closes ? RP_CLOSE_SOCKET : 0));
     c.closed = 1;
-    close(fd);
+    if (!engine_closes) {
+        close(fd);
+    }
     fd = -1;
 
     peer.seed = 25;
@@ -693,10 +736,18 @@ out:
     free(data);
 }
 
-static void case_flush_slow_reader(void)  { flush_slow_reader_case(1); }
-static void case_flush_slow_queued(void)  { flush_slow_reader_case(0); }
-static void case_flush_timeout(void)      { flush_timeout_case(0); }
-static void case_flush_timeout_idle(void) { flush_timeout_case(1); }
+static void case_flush_slow_reader(void)  { flush_slow_reader_case(1, 0); }
+static void case_flush_slow_queued(void)  { flush_slow_reader_case(0, 0); }
+static void case_flush_slow_reader_engine_closes(void)
+{
+    flush_slow_reader_case(1, 1);
+}
+static void case_flush_timeout(void)      { flush_timeout_case(0, 0); }
+static void case_flush_timeout_idle(void) { flush_timeout_case(1, 0); }
+static void case_flush_timeout_engine_closes(void)
+{
+    flush_timeout_case(0, 1);
+}
 
 /* ---- close without flush drops queued sends ------------------------------- */
 
@@ -1012,6 +1063,14 @@ main(int argc, char **argv)
         case_flush_slow_queued, 20);
     t_run("close/flush-gives-up-while-host-waits-forever",
         case_flush_timeout_idle, 10);
+    t_run("close/engine-closes-at-once", case_engine_closes_at_once, 10);
+    t_run("close/engine-closes-flush-4mib", case_flush_4m_engine_closes, 30);
+    t_run("close/engine-closes-flush-nothing-queued",
+        case_flush_empty_engine_closes, 10);
+    t_run("close/engine-closes-flush-keeps-a-slow-steady-reader",
+        case_flush_slow_reader_engine_closes, 20);
+    t_run("close/engine-closes-flush-gives-up-on-stuck-peer",
+        case_flush_timeout_engine_closes, 10);
     t_run("close/drop-queued-sends", case_drop_sends, 15);
     t_run("close/close-fds-inside-callbacks", case_close_in_callback, 10);
     t_run("close/host-closes-first-inside-callbacks",
