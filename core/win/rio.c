@@ -1241,16 +1241,7 @@ rp_be_send(rp_engine_t *e, rp_op_t *op, rp_socket_t s,
          * connection that sends (85 us with its close under Wine 8.0 here,
          * see the commit), none for one that only receives.  Without it
          * (out of handles) the send goes on the host's handle, as before.
-         * Not in the RIO stand-in test build: there, with it,
-         * close/destroy-with-everything-in-use broke the stand-in's
-         * rq-handle rule in 1 run of 5 (not yet understood); that build
-         * tests the RIO path, whose flush keeps the open bug anyway.
          */
-#ifdef RP_RIO_STANDIN
-        if (1) {
-            wf->own_failed = 1;
-        } else
-#endif
         if (rp_os_dup(s, &own) == 0) {
             wf->f.sendfd = own;
             s = own;
