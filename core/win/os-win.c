@@ -3,6 +3,19 @@
  * interface, on Windows.
  */
 
+/*
+ * SIO_TCP_INFO and TCP_INFO_v0 (Windows 10 1703): mingw-w64 declares them
+ * only for that target.  This file alone asks for it; the ioctl fails on
+ * an older Windows (and under Wine 8.0) and rp_os_peer_progress() falls
+ * back.
+ */
+#ifndef NTDDI_VERSION
+#define NTDDI_VERSION  0x0A000003       /* NTDDI_WIN10_RS2 */
+#endif
+#ifndef _WIN32_WINNT
+#define _WIN32_WINNT   0x0A00
+#endif
+
 #include <winsock2.h>
 #include <ws2tcpip.h>
 #include <mstcpip.h>
@@ -65,7 +78,7 @@ rp_os_close(rp_socket_t s)
 uint64_t
 rp_os_peer_progress(rp_socket_t s)
 {
-#ifdef SIO_TCP_INFO
+#if defined(SIO_TCP_INFO)
     TCP_INFO_v0  ti;
     DWORD        version = 0, bytes = 0;
 
