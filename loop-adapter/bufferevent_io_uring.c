@@ -36,7 +36,10 @@
  * (disabled, watermark, rate limit) the receive stays armed and the engine
  * keeps at most BEV_IO_URING_MAX_QUEUED bytes; if the ring runs low then,
  * the queue is copied aside into a stash and, past BEV_IO_URING_MAX_STASH,
- * the receive is stopped until reading resumes.
+ * the receive is stopped until reading resumes.  A copy without memory
+ * (into the input, aside, or from the stash back) waits for it: tried
+ * again after the loop's next wait, which lasts 10 ms at most meanwhile
+ * (io_uring_cfd_retry_), with one warning.
  *
  * Writes: one send in flight per bufferevent, in the engine's reference
  * mode, straight from the output evbuffer's chains; the chains are pinned
@@ -150,6 +153,8 @@ struct bufferevent_io_uring {
 	unsigned attach_failed : 1;	/* that failed (no memory) */
 	unsigned recv_lost : 1;		/* received bytes were lost (no
 					   memory): the stream ends there */
+	unsigned wait_memory : 1;	/* received bytes wait for memory
+					   (warned) */
 	unsigned virtual_read : 1;	/* virtual events held on the base */
 	unsigned virtual_write : 1;
 };
@@ -530,9 +535,29 @@ bev_io_uring_check_engine(struct bufferevent_io_uring *beu)
 	return (0);
 }
 
-/* Reading is off and the ring is low: copy what the engine holds for us
- * aside, so its buffers go back to the ring. */
+/* Received bytes wait for memory to be copied: our callback runs again
+ * after the loop's next wait, which is short meanwhile.  One warning until
+ * they move. */
 static void
+bev_io_uring_wait_memory(struct bufferevent_io_uring *beu)
+{
+	struct event_base *base = beu->bev.bev.ev_base;
+
+	if (!beu->wait_memory) {
+		beu->wait_memory = 1;
+		errno = ENOMEM;
+		event_warn("bufferevent on fd %d: received bytes wait for "
+		    "memory, trying again", (int)beu->fd);
+	}
+	EVBASE_ACQUIRE_LOCK(base, th_base_lock);
+	io_uring_cfd_retry_(&beu->cfd);
+	EVBASE_RELEASE_LOCK(base, th_base_lock);
+}
+
+/* Reading is off and the ring is low: copy what the engine holds for us
+ * aside, so its buffers go back to the ring.  -1 without memory for it
+ * (the bytes stay with the engine), or 0. */
+static int
 bev_io_uring_stash(struct bufferevent_io_uring *beu)
 {
 	struct evbuffer_iovec v[2];
@@ -541,11 +566,11 @@ bev_io_uring_stash(struct bufferevent_io_uring *beu)
 
 	if (!beu->rf || !(q = rp_recv_queued(beu->rf)) ||
 	    rp_bufs_free(beu->engine) * 4 >= rp_bufs_total(beu->engine))
-		return;
+		return (0);
 	if (!beu->stash && !(beu->stash = evbuffer_new()))
-		return;
+		return (-1);
 	if ((nv = evbuffer_reserve_space(beu->stash, q, v, 2)) < 0)
-		return;
+		return (-1);
 	for (i = 0; i < nv; ++i) {
 		n = v[i].iov_len < q ? v[i].iov_len : q;
 		v[i].iov_len = rp_recv_copy(beu->engine, beu->rf,
@@ -558,9 +583,10 @@ bev_io_uring_stash(struct bufferevent_io_uring *beu)
 		rp_recv_stop(beu->engine, beu->rf);
 		beu->recv_on = 0;
 	}
+	return (0);
 }
 
-/* Copy up to n queued bytes into the input buffer. */
+/* Copy up to n queued bytes into the input buffer; 0 without memory. */
 static size_t
 bev_io_uring_copy_in(struct bufferevent_io_uring *beu, size_t n)
 {
@@ -643,7 +669,7 @@ bev_io_uring_read(struct bufferevent_io_uring *beu)
 	const void *data;
 	size_t got = 0, len;
 	uint32_t token;
-	int st;
+	int st, nomem = 0;
 
 	if (!beu->rf || !beu->attached || bev_p->connecting || beu->unconnected)
 		return;
@@ -654,7 +680,10 @@ bev_io_uring_read(struct bufferevent_io_uring *beu)
 		return;
 	}
 	if (!(bev->enabled & EV_READ) || bev_p->read_suspended) {
-		bev_io_uring_stash(beu);
+		if (bev_io_uring_stash(beu) < 0)
+			bev_io_uring_wait_memory(beu);
+		else
+			beu->wait_memory = 0;
 		return;
 	}
 
@@ -675,8 +704,10 @@ bev_io_uring_read(struct bufferevent_io_uring *beu)
 	/* the stash first: its bytes came before the queue's; without
 	 * memory to move them, nothing of the queue either */
 	if (beu->stash && evbuffer_get_length(beu->stash) &&
-	    !(got = bev_io_uring_unstash(beu, (size_t)howmuch)))
+	    !(got = bev_io_uring_unstash(beu, (size_t)howmuch))) {
 		howmuch = 0;
+		nomem = 1;
+	}
 	while (got < (size_t)howmuch && rp_recv_queued(beu->rf)) {
 		len = rp_recv_peek(beu->rf, &data);
 		if (len <= (size_t)howmuch - got &&
@@ -697,8 +728,10 @@ bev_io_uring_read(struct bufferevent_io_uring *beu)
 			len = rp_recv_queued(beu->rf);
 			if (len > (size_t)howmuch - got)
 				len = (size_t)howmuch - got;
-			if (!(len = bev_io_uring_copy_in(beu, len)))
+			if (!(len = bev_io_uring_copy_in(beu, len))) {
+				nomem = 1;
 				break;
+			}
 			got += len;
 		}
 	}
@@ -712,8 +745,18 @@ deliver:
 		bufferevent_trigger_nolock_(bev, EV_READ, 0);
 	}
 
-	/* The callback may have freed or disabled us. */
-	if (!beu->rf || !(bev->enabled & EV_READ) || bev_p->read_suspended)
+	/* The callback may have freed or disabled us (then the bytes that
+	 * wait for memory may go aside). */
+	if (!beu->rf)
+		return;
+	if (nomem) {
+		/* not on the next pass: that would keep the loop from
+		 * sleeping for as long as memory stays out */
+		bev_io_uring_wait_memory(beu);
+		return;
+	}
+	beu->wait_memory = 0;
+	if (!(bev->enabled & EV_READ) || bev_p->read_suspended)
 		return;
 	st = rp_recv_status(beu->rf);
 	if ((beu->stash && evbuffer_get_length(beu->stash)) ||

@@ -85,9 +85,11 @@ struct io_uring_cfd {
 	struct event_base *base;
 	struct io_uringop *iop;
 	struct io_uring_cfd *noted_next;	/* on iop->noted_cfds */
+	struct io_uring_cfd *retry_next;	/* on iop->retry_cfds */
 	struct io_uring_cfd *all_next;	/* on the backend's list of all */
 	struct io_uring_cfd **all_prev;
 	unsigned noted : 1;		/* on iop->noted_cfds */
+	unsigned retry : 1;		/* on iop->retry_cfds */
 };
 
 /* The base's engine when completion bufferevents may be used on it (the
@@ -103,6 +105,12 @@ void io_uring_cfd_init_(struct event_base *base, struct io_uring_cfd *cfd,
 /* Run cfd's callback once the current (or next) wait is over.  Only
  * touches cfd and the backend's list: safe from inside rp_engine_wait. */
 void io_uring_cfd_note_(struct io_uring_cfd *cfd);
+
+/* Run cfd's callback after the next wait, which lasts 10 ms at most
+ * while any callback waits so: for work that waits for memory, tried again
+ * without keeping the loop from sleeping (as a poll the engine could not
+ * take).  Call with the base lock held. */
+void io_uring_cfd_retry_(struct io_uring_cfd *cfd);
 
 /* Whether another thread runs the base's loop now: waiting in the engine
  * (dispatch released the base lock for the wait) or running callbacks,
@@ -162,6 +170,14 @@ int io_uring_fault_(void);
 void io_uring_fault_fallback_(void);
 void io_uring_fault_fallbacks_fail_(int on);
 long io_uring_fault_fallbacks_(void);
+/*
+ * Memory out (on: 1) until memory returns (on: 0): every allocation of the
+ * adapter fails meanwhile (core's still count, and fail only by
+ * rp_fault_set).  The count is of the adapter's allocations failed since
+ * memory went out (le-faults' pass "hold").
+ */
+void io_uring_fault_memory_out_(int on);
+long io_uring_fault_memory_out_count_(void);
 
 static inline void *
 io_uring_fault_malloc_(size_t size)

@@ -34,7 +34,9 @@
  * in the kernel: that poll is cancelled at once (see io_uring_del).  add
  * makes the fd's state, so that without memory event_add fails; a poll the
  * engine cannot take at dispatch (no memory, a full ring) is tried again
- * each pass (io_uring_arm_failed).
+ * each pass (io_uring_arm_failed), and the wait lasts IO_URING_RETRY_MSEC
+ * at most meanwhile; so are a bufferevent's received bytes that wait for
+ * memory (io_uring_cfd_retry_).
  *
  * Level-triggered interest (libevent's default) is a one-shot poll that
  * dispatch arms again after it fired, for as long as the fd stays
@@ -136,7 +138,8 @@ const struct eventop io_uringops = {
 /* Same cap as epoll: the wait timeout is an int of milliseconds. */
 #define MAX_IO_URING_TIMEOUT_MSEC (35*60*1000)
 /* The longest wait while a poll the engine refused for now (no memory, a
- * full ring) waits to be armed again. */
+ * full ring) waits to be armed again, or a bufferevent's bytes wait for
+ * memory. */
 #define IO_URING_RETRY_MSEC 10
 
 #define IO_URING_QUEUED_ARM	0x01	/* on iop->arm */
@@ -180,6 +183,7 @@ struct io_uringop {
 	 * evbuffer's cleanup finds the engine and the buffer through it). */
 	int completion_bevs;
 	struct io_uring_cfd *noted_cfds;
+	struct io_uring_cfd *retry_cfds;	/* to run after the next wait */
 	struct io_uring_bufref *bufrefs;	/* one per buffer in the ring */
 	unsigned nlent;			/* buffers lent out now */
 	int orphaned;			/* base freed, buffers still lent */
@@ -680,7 +684,8 @@ io_uring_activate(struct event_base *base, struct io_uringop *iop)
 	}
 }
 
-/* Activate the callbacks of the bufferevents that had news. */
+/* Activate the callbacks of the bufferevents that had news, and of those
+ * waiting to try again. */
 static void
 io_uring_run_noted(struct event_base *base, struct io_uringop *iop)
 {
@@ -690,6 +695,12 @@ io_uring_run_noted(struct event_base *base, struct io_uringop *iop)
 		iop->noted_cfds = cfd->noted_next;
 		cfd->noted_next = NULL;
 		cfd->noted = 0;
+		event_callback_activate_nolock_(base, &cfd->cb);
+	}
+	while ((cfd = iop->retry_cfds)) {
+		iop->retry_cfds = cfd->retry_next;
+		cfd->retry_next = NULL;
+		cfd->retry = 0;
 		event_callback_activate_nolock_(base, &cfd->cb);
 	}
 }
@@ -721,8 +732,8 @@ io_uring_dispatch(struct event_base *base, struct timeval *tv)
 	io_uring_apply_changes(base);
 	event_changelist_remove_all_(&base->changelist, base);
 	io_uring_arm(iop);
-	/* polls to try again soon */
-	if (iop->arm && (timeout_us < 0 ||
+	/* polls and bufferevents to try again soon */
+	if ((iop->arm || iop->retry_cfds) && (timeout_us < 0 ||
 		timeout_us > IO_URING_RETRY_MSEC * 1000LL))
 		timeout_us = IO_URING_RETRY_MSEC * 1000LL;
 
@@ -880,6 +891,18 @@ io_uring_cfd_note_(struct io_uring_cfd *cfd)
 }
 
 void
+io_uring_cfd_retry_(struct io_uring_cfd *cfd)
+{
+	struct io_uringop *iop = cfd->iop;
+
+	if (cfd->retry || !iop)
+		return;
+	cfd->retry = 1;
+	cfd->retry_next = iop->retry_cfds;
+	iop->retry_cfds = cfd;
+}
+
+void
 io_uring_cfd_clear_(struct io_uring_cfd *cfd)
 {
 	struct io_uringop *iop;
@@ -903,6 +926,15 @@ io_uring_cfd_clear_(struct io_uring_cfd *cfd)
 		}
 		cfd->noted = 0;
 	}
+	if (cfd->retry) {
+		for (p = &iop->retry_cfds; *p; p = &(*p)->retry_next) {
+			if (*p == cfd) {
+				*p = cfd->retry_next;
+				break;
+			}
+		}
+		cfd->retry = 0;
+	}
 	if (cfd->all_next)
 		cfd->all_next->all_prev = cfd->all_prev;
 	*cfd->all_prev = cfd->all_next;
@@ -923,9 +955,12 @@ io_uring_bev_detach_all(struct io_uringop *iop)
 		cfd->all_prev = NULL;
 		cfd->noted = 0;
 		cfd->noted_next = NULL;
+		cfd->retry = 0;
+		cfd->retry_next = NULL;
 		cfd->iop = NULL;
 	}
 	iop->noted_cfds = NULL;
+	iop->retry_cfds = NULL;
 }
 
 /* Give a buffer lent to an evbuffer back to the ring, in the loop's
@@ -1005,6 +1040,8 @@ io_uring_release_cb(struct event_callback *cb, void *arg)
 static int io_uring_fault_fallback;	/* the next allocation is one */
 static int io_uring_fault_fallbacks;	/* fail them too */
 static long io_uring_fault_nfallbacks;
+static int io_uring_fault_out;		/* every allocation fails */
+static long io_uring_fault_nout;
 
 void
 io_uring_fault_fallback_(void)
@@ -1025,6 +1062,20 @@ io_uring_fault_fallbacks_(void)
 	return (io_uring_fault_nfallbacks);
 }
 
+void
+io_uring_fault_memory_out_(int on)
+{
+	io_uring_fault_out = on;
+	if (on)
+		io_uring_fault_nout = 0;
+}
+
+long
+io_uring_fault_memory_out_count_(void)
+{
+	return (io_uring_fault_nout);
+}
+
 int
 io_uring_fault_(void)
 {
@@ -1034,6 +1085,10 @@ io_uring_fault_(void)
 		io_uring_fault_fallback = 0;
 		++io_uring_fault_nfallbacks;
 		fail |= io_uring_fault_fallbacks;
+	}
+	if (io_uring_fault_out) {
+		++io_uring_fault_nout;
+		fail = 1;
 	}
 	if (fail)
 		errno = ENOMEM;
