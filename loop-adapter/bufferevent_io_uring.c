@@ -239,10 +239,17 @@ bev_io_uring_defer(struct bufferevent_io_uring *beu, int what)
 
 	EVBASE_ACQUIRE_LOCK(base, th_base_lock);
 	busy = io_uring_loop_elsewhere_(base);
-	if (busy) {
-		if (what == BEV_IO_URING_CLOSE)
-			beu->want_close = 1;
-		else if (what == BEV_IO_URING_SETFD)
+	if (busy && what == BEV_IO_URING_CLOSE) {
+		/* A finalizer: if the loop stops before it runs,
+		 * event_base_free runs it (a plain callback would be
+		 * cancelled, and the reference bufferevent_free left for it
+		 * with the bufferevent).  Nothing else is needed of the
+		 * callback after a free: it does what was noted too. */
+		beu->want_close = 1;
+		event_callback_finalize_nolock_(base, 0, &beu->cfd.cb,
+		    beu->cfd.cb.evcb_cb_union.evcb_selfcb);
+	} else if (busy) {
+		if (what == BEV_IO_URING_SETFD)
 			beu->want_setfd = 1;
 		else
 			beu->want_io = 1;

@@ -58,7 +58,11 @@
  *            makes one with fd -1, setfd, reads it from its own thread
  *            and frees it, and one more connected there with
  *            bufferevent_socket_connect while the loop runs a callback,
- *            to a full accept queue (the connect is pending for a second)
+ *            to a full accept queue (the connect is pending for a second);
+ *            last, one freed from there while the loop's thread runs a
+ *            callback after which the loop stops: its close, left to the
+ *            loop's thread, must still run at event_base_free (the -asan
+ *            run's LeakSanitizer sees the bufferevent otherwise)
  * Kind: the name in the bufferevent's ops (event2/bufferevent_struct.h):
  * "socket_io_uring" for a completion bufferevent.
  * Prints "ok" and exits 0, or names the failed check and exits 1.
@@ -83,6 +87,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <poll.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -1249,6 +1254,7 @@ struct ts {
     size_t               sent;
     size_t               got;       /* echoed back, checked (loop thread) */
     struct event        *hold;      /* keeps the loop's thread in a callback */
+    int                  peer;      /* the other end of the last one */
 };
 
 static volatile int  ts_started, ts_holding, ts_release;
@@ -1399,9 +1405,10 @@ ts_worker(void *arg)
     struct bufferevent  *d;
     static unsigned char big[4u << 20];
     struct sockaddr_in   sin;
+    struct pollfd        pfd;
     socklen_t            len = sizeof(sin);
     char                 buf[16];
-    int                  fd, l, ms;
+    int                  fd, l, ms, sp[2];
 
     ts_echo(t, 64 << 10, "before setfd");
 
@@ -1499,6 +1506,31 @@ ts_worker(void *arg)
     bufferevent_free(d);
     close(fd);
     close(l);
+
+    /* freed here while the loop's thread runs a callback, and the loop
+     * told to stop before it runs again: the close left to the loop's
+     * thread must still happen, at event_base_free, or the bufferevent
+     * leaks with its socket open.  Its peer is no bufferevent, so the
+     * base holds nothing else. */
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sp) == 0, "socketpair");
+    d = bufferevent_socket_new(t->base, sp[0],
+                               BEV_OPT_CLOSE_ON_FREE | BEV_OPT_THREADSAFE);
+    CHECK(d != NULL, "bufferevent_socket_new");
+    check_kind(d, "a socketpair from another thread");
+    bufferevent_setcb(d, NULL, NULL, ts_event, NULL);
+    bufferevent_enable(d, EV_READ | EV_WRITE);
+    bufferevent_write(d, "ping", 4);
+    /* on the engine now: its send went out */
+    pfd.fd = sp[1];
+    pfd.events = POLLIN;
+    CHECK(poll(&pfd, 1, 5000) == 1 && read(sp[1], buf, sizeof(buf)) == 4
+          && memcmp(buf, "ping", 4) == 0,
+          "threads-setfd: a socketpair from another thread: no ping");
+    ts_hold(t);
+    bufferevent_free(d);
+    event_base_loopbreak(t->base);
+    __atomic_store_n(&ts_release, 1, __ATOMIC_SEQ_CST);
+    t->peer = sp[1];
 }
 
 static void
@@ -1514,6 +1546,7 @@ test_threads_setfd(void)
     alarm(60);      /* a deadlock ends the process too */
     CHECK(evthread_use_pthreads() == 0, "evthread_use_pthreads");
     memset(&t, 0, sizeof(t));
+    t.peer = -1;
     t.base = event_base_new();
     lev = echo_server(t.base);
     t.sin = listen_addr(lev);
@@ -1545,6 +1578,18 @@ test_threads_setfd(void)
     event_free(t.hold);
     evconnlistener_free(lev);
     event_base_free(t.base);
+    /* the one freed as the loop stopped: closed by now */
+    {
+        struct pollfd  pfd = { t.peer, POLLIN, 0 };
+        char           c;
+
+        CHECK(poll(&pfd, 1, 2000) == 1 && read(t.peer, &c, 1) == 0,
+              "threads-setfd: a bufferevent freed from another thread as "
+              "the loop stopped: its socket is still open after "
+              "event_base_free (its close, left to the loop's thread, "
+              "never ran)");
+        close(t.peer);
+    }
 }
 
 int
