@@ -11,6 +11,17 @@
  * to its request queue, and its buffer slice stays in use, until
  * RIODequeueCompletion hands its result out.
  *
+ * A request queue's requests are bound to its socket, as RIO's are, not to
+ * the host's handle value: RIOCreateRequestQueue takes a duplicate of the
+ * socket of the stand-in's own (WSADuplicateSocketW) and every request is
+ * issued on it.  Under Wine 8.0 an overlapped request already woken by data
+ * when its handle is closed still does its recv() on whatever that handle
+ * value names by then (seen: a new connection's first 4 KiB taken by a
+ * closed socket's receive); so the duplicate stays open until the last
+ * request issued on it has come back (its completion routine ran), and
+ * rpstandin_closesocket() cancels them (CancelIoEx) and waits for that, so
+ * that the socket is closed when it returns, as with closesocket().
+ *
  * Handles given out (RIO_CQ, RIO_RQ) point at structs that are never freed,
  * so a stale handle is recognised rather than followed; buffer ids are
  * indices into a table whose slots are never reused.
@@ -104,7 +115,11 @@ struct srq {
     struct srq    *next;         /* registry */
     int            live;         /* 0 once its socket is closed */
     int            dead;         /* closed and nothing left: uncharged */
-    SOCKET         s;
+    SOCKET         s;            /* the host's handle */
+    SOCKET         own;          /* the stand-in's duplicate: requests go
+                                    on it; INVALID_SOCKET once closed */
+    ULONG          issued;       /* requests issued on own whose completion
+                                    routine has not run */
     PVOID          ctx;
     ULONG          max[2];       /* MaxOutstandingReceive, ...Send */
     ULONG          out[2];       /* charged requests */
@@ -121,6 +136,7 @@ struct ssock {
 
 static INIT_ONCE         once = INIT_ONCE_STATIC_INIT;
 static CRITICAL_SECTION  lock;
+static CONDITION_VARIABLE own_closed = CONDITION_VARIABLE_INIT;
 static HANDLE            kernel;
 static DWORD             hold;
 static struct rpstandin_stats stats;
@@ -364,19 +380,51 @@ req_complete(struct sreq *req, DWORD err, DWORD bytes)
     }
 }
 
-static void CALLBACK
-req_done(DWORD err, DWORD bytes, LPWSAOVERLAPPED ov, DWORD flags)
+/*
+ * One request fewer issued on the queue's duplicate: once the socket is
+ * closed and none is left, the duplicate is the caller's to close (outside
+ * the lock; then rq_own_closed()), INVALID_SOCKET otherwise.  Under the
+ * lock.
+ */
+static SOCKET
+rq_unissue(struct srq *rq)
 {
-    (void) flags;
+    rq->issued--;
+    return !rq->live && rq->issued == 0 ? rq->own : INVALID_SOCKET;
+}
+
+/* The duplicate is closed: rpstandin_closesocket() may return. */
+static void
+rq_own_closed(struct srq *rq)
+{
     EnterCriticalSection(&lock);
-    req_complete((struct sreq *) ov, err, bytes);
+    rq->own = INVALID_SOCKET;
+    WakeAllConditionVariable(&own_closed);
     LeaveCriticalSection(&lock);
 }
 
+static void CALLBACK
+req_done(DWORD err, DWORD bytes, LPWSAOVERLAPPED ov, DWORD flags)
+{
+    struct sreq *req = (struct sreq *) ov;
+    struct srq *rq = req->rq;
+    SOCKET own;
+
+    (void) flags;
+    EnterCriticalSection(&lock);
+    req_complete(req, err, bytes);
+    own = rq_unissue(rq);
+    LeaveCriticalSection(&lock);
+    if (own != INVALID_SOCKET) {
+        closesocket(own);
+        rq_own_closed(rq);
+    }
+}
+
 /*
- * On the kernel thread: hand one request to Winsock.  Under the lock, so a
- * socket closed through rpstandin_closesocket() is never reached through a
- * handle value the system may already have reused.
+ * On the kernel thread: hand one request to Winsock, on the queue's own
+ * duplicate of the socket.  Under the lock, so a request queue whose
+ * socket rpstandin_closesocket() closed issues nothing more.
  */
 static void CALLBACK
 req_issue(ULONG_PTR arg)
@@ -384,7 +432,7 @@ req_issue(ULONG_PTR arg)
     struct sreq *req = (struct sreq *) arg;
     struct srq *rq = req->rq;
     DWORD fl = 0;
-    int rc;
+    int rc, err;
 
     EnterCriticalSection(&lock);
     if (!rq->live) {
@@ -392,17 +440,21 @@ req_issue(ULONG_PTR arg)
         LeaveCriticalSection(&lock);
         return;
     }
+    /* its completion routine runs (on this thread) unless this fails */
+    rq->issued++;
     if (req->dir == DIR_RECV) {
         stats.issued_recv++;
         if (req->flags & RIO_MSG_WAITALL)
             fl = MSG_WAITALL;
-        rc = WSARecv(rq->s, &req->wb, 1, NULL, &fl, &req->ov, req_done);
+        rc = WSARecv(rq->own, &req->wb, 1, NULL, &fl, &req->ov, req_done);
     } else {
         stats.issued_send++;
-        rc = WSASend(rq->s, &req->wb, 1, NULL, 0, &req->ov, req_done);
+        rc = WSASend(rq->own, &req->wb, 1, NULL, 0, &req->ov, req_done);
     }
-    if (rc == SOCKET_ERROR && WSAGetLastError() != WSA_IO_PENDING)
-        req_complete(req, (DWORD) WSAGetLastError(), 0);
+    if (rc == SOCKET_ERROR && (err = WSAGetLastError()) != WSA_IO_PENDING) {
+        rq->issued--;
+        req_complete(req, (DWORD) err, 0);
+    }
     LeaveCriticalSection(&lock);
 }
 
@@ -690,6 +742,8 @@ rpstandin_RIOCreateRequestQueue(SOCKET s, ULONG max_recv, ULONG max_recv_bufs,
     struct scq *rcq, *scq;
     struct ssock *ss;
     struct srq *rq = NULL;
+    WSAPROTOCOL_INFOW pi;
+    SOCKET own;
     int type = 0, len = sizeof(type), err = WSAEINVAL;
 
     standin_init();
@@ -735,9 +789,27 @@ rpstandin_RIOCreateRequestQueue(SOCKET s, ULONG max_recv, ULONG max_recv_bufs,
         err = WSAENOBUFS;
         goto out;
     }
+    /*
+     * The requests' own handle of the socket (see the top of the file).
+     * Not inherited, as the engine's own duplicates are not.  Without it
+     * there is no queue: WSADuplicateSocketW's error, or WSAENOBUFS (RIO's
+     * when it lacks the resources).
+     */
+    if (WSADuplicateSocketW(s, GetCurrentProcessId(), &pi) != 0) {
+        err = WSAGetLastError();
+        goto out;
+    }
+    own = WSASocketW(FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO,
+                     FROM_PROTOCOL_INFO, &pi, 0,
+                     WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
+    if (own == INVALID_SOCKET) {
+        err = WSAENOBUFS;
+        goto out;
+    }
     rq = xcalloc(1, sizeof(*rq));
     rq->live = 1;
     rq->s = s;
+    rq->own = own;
     rq->ctx = ctx;
     rq->max[DIR_RECV] = max_recv;
     rq->max[DIR_SEND] = max_send;
@@ -1058,8 +1130,9 @@ int WSAAPI
 rpstandin_closesocket(SOCKET s)
 {
     struct ssock *ss;
-    struct srq *rq;
+    struct srq *rq = NULL;
     struct sreq *req, *next;
+    SOCKET own = INVALID_SOCKET;
     int dir;
 
     standin_init();
@@ -1067,26 +1140,65 @@ rpstandin_closesocket(SOCKET s)
     ss = sock_find(s);
     if (ss != NULL) {
         rq = ss->rq;
-        if (rq != NULL && rq->live) {
-            rq->live = 0;
-            for (dir = DIR_RECV; dir <= DIR_SEND; dir++) {
-                for (req = rq->deferred[dir]; req != NULL; req = next) {
-                    next = req->next;
-                    req_complete(req, WSA_OPERATION_ABORTED, 0);
-                }
-                rq->deferred[dir] = NULL;
-                rq->deferred_tail[dir] = &rq->deferred[dir];
-            }
-            if (rq->out[DIR_RECV] == 0 && rq->out[DIR_SEND] == 0) {
-                rq->dead = 1;
-                rq->cq[DIR_RECV]->charged -= rq->max[DIR_RECV];
-                rq->cq[DIR_SEND]->charged -= rq->max[DIR_SEND];
-            }
-        }
         *ss = socks[--nsocks];
     }
+    if (rq != NULL && rq->live) {
+        rq->live = 0;
+        for (dir = DIR_RECV; dir <= DIR_SEND; dir++) {
+            for (req = rq->deferred[dir]; req != NULL; req = next) {
+                next = req->next;
+                req_complete(req, WSA_OPERATION_ABORTED, 0);
+            }
+            rq->deferred[dir] = NULL;
+            rq->deferred_tail[dir] = &rq->deferred[dir];
+        }
+        if (rq->out[DIR_RECV] == 0 && rq->out[DIR_SEND] == 0) {
+            rq->dead = 1;
+            rq->cq[DIR_RECV]->charged -= rq->max[DIR_RECV];
+            rq->cq[DIR_SEND]->charged -= rq->max[DIR_SEND];
+        }
+        /*
+         * Issued ones are cancelled, and the duplicate closes when the
+         * last is back (req_done): closing it under a request would let
+         * the request reach whatever the handle value names next (Wine).
+         * Waited for here, so the socket is closed when this returns, as
+         * closesocket()'s is.
+         */
+        if (rq->issued == 0) {
+            own = rq->own;
+            rq->own = INVALID_SOCKET;
+        } else {
+            if (!CancelIoEx((HANDLE) rq->own, NULL)
+                && GetLastError() != ERROR_NOT_FOUND)
+                fprintf(stderr, "rpstandin: CancelIoEx on the request "
+                        "queue's socket failed: %lu\n", GetLastError());
+            while (rq->own != INVALID_SOCKET
+                   && SleepConditionVariableCS(&own_closed, &lock, 5000))
+                ;
+            if (rq->own != INVALID_SOCKET)
+                fprintf(stderr, "rpstandin: %lu requests issued on socket "
+                        "%llu not back 5 s after CancelIoEx: its duplicate "
+                        "stays open\n", rq->issued, (unsigned long long) s);
+        }
+    }
     LeaveCriticalSection(&lock);
+    if (own != INVALID_SOCKET)
+        closesocket(own);
     return closesocket(s);
+}
+
+int
+rpstandin_owns(SOCKET s)
+{
+    struct srq *rq;
+    int own = 0;
+
+    standin_init();
+    EnterCriticalSection(&lock);
+    for (rq = rqs; rq != NULL && !own; rq = rq->next)
+        own = rq->live && rq->own == s;
+    LeaveCriticalSection(&lock);
+    return own;
 }
 
 void
@@ -1142,6 +1254,11 @@ rpstandin_leftovers(void)
         if (rq->live) {
             fprintf(stderr, "rpstandin: left: request queue %p: its socket "
                     "is not closed\n", (void *) rq);
+            n++;
+        } else if (rq->own != INVALID_SOCKET) {
+            fprintf(stderr, "rpstandin: left: request queue %p: %lu "
+                    "requests issued on its closed socket not back (its "
+                    "duplicate is open)\n", (void *) rq, rq->issued);
             n++;
         }
     }

@@ -62,8 +62,10 @@
  * requests are issued there in the order they are committed (RIO_MSG_DEFER
  * requests wait for the next request without it, or RIO_MSG_COMMIT_ONLY,
  * and are never issued before), completions arrive there as WSARecv/
- * WSASend completion routines.  The caller's sockets are never associated
- * with an IOCP by the stand-in.
+ * WSASend completion routines.  They are issued on a duplicate of the
+ * socket (WSADuplicateSocketW) the request queue holds, never on the
+ * caller's handle: a request is bound to its socket, as RIO's are.  The
+ * caller's sockets are never associated with an IOCP by the stand-in.
  */
 
 #ifndef RPSTANDIN_RIO_H
@@ -106,10 +108,23 @@ SOCKET WSAAPI rpstandin_accept(SOCKET s, struct sockaddr *addr, int *len);
 /*
  * closesocket(); first the socket's request queue (if any) is closed:
  * requests never issued complete with WSA_OPERATION_ABORTED, issued ones
- * with whatever closing the socket gives them.  Its completion queue
- * entries are released when the last of them is dequeued.
+ * are cancelled (CancelIoEx) and complete with whatever that gives them
+ * (WSA_OPERATION_ABORTED, or the bytes of a request that finished first).
+ * The requests are bound to the socket, not to its handle value: they run
+ * on a duplicate of the socket of the stand-in's own, which this call
+ * closes once the issued ones are back (it waits for them up to 5 s, then
+ * says so on stderr), so the socket is closed when it returns.  Its
+ * completion queue entries are released when the last result is dequeued.
  */
 int WSAAPI rpstandin_closesocket(SOCKET s);
+
+/*
+ * 1 if s is the stand-in's own handle of a socket whose request queue is
+ * live (the duplicate its requests go on).  Real RIO holds a socket
+ * without a handle: a test that counts the handles on a connection leaves
+ * these out.
+ */
+int rpstandin_owns(SOCKET s);
 
 /*
  * Test hooks.  rpstandin_hold_ms(): every request queue and completion
