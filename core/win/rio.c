@@ -39,8 +39,8 @@
  *    rp_fd_close(RP_CLOSE_SOCKET): its request queue is the socket's, so
  *    the engine keeps the socket open and the flush goes on on RIO until
  *    the flush's end closes it.  A host that closes the socket itself ends
- *    the RIO send in flight; the rest goes on a duplicate made at the
- *    close, overlapped, and the stream may be cut.
+ *    the RIO send in flight: fd.c takes that as the send's error and drops
+ *    the rest, so the stream is cut.
  *    Duplicates share the socket's file object, so its port association.
  *
  * A test build (-DRP_RIO_STANDIN) takes the RIO function table from the

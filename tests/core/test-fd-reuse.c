@@ -14,19 +14,7 @@
 
 static int  reused;             /* rounds in which B got A's number */
 
-#ifdef RP_RIO_STANDIN
-/*
- * The stand-in build never gives a closed socket's value to a new one
- * (harness-win.h, t_w_hold_value(): a Wine race of the stand-in's, not
- * RIO's): B gets another number, and the case checks the rest.  The RIO
- * data path routes results by request, never by socket value; the
- * windows-core suite runs the reuse itself.
- */
-#define HOLE_MAKE()  ((void) 0)
-#define HOLE_OPEN()  ((void) 0)
-#define HOLE_FREE()  ((void) 0)
-#define REUSED_ENOUGH()  1
-#elif defined(_WIN32)
+#if defined(_WIN32)
 /*
  * Windows cannot put a socket on a chosen handle value (no dup3()).  Wine
  * gives a new handle the lowest free value, and its accept() holds a
