@@ -137,6 +137,9 @@ struct ssock {
 static INIT_ONCE         once = INIT_ONCE_STATIC_INIT;
 static CRITICAL_SECTION  lock;
 static CONDITION_VARIABLE own_closed = CONDITION_VARIABLE_INIT;
+static CONDITION_VARIABLE issued_cv = CONDITION_VARIABLE_INIT;
+static ULONGLONG         queued_seq;   /* requests handed to the I/O thread */
+static ULONGLONG         issued_seq;   /* ... that it has issued (or ended) */
 static HANDLE            kernel;
 static DWORD             hold;
 static struct rpstandin_stats stats;
@@ -435,6 +438,8 @@ req_issue(ULONG_PTR arg)
     int rc, err;
 
     EnterCriticalSection(&lock);
+    issued_seq++;
+    WakeAllConditionVariable(&issued_cv);
     if (!rq->live) {
         req_complete(req, WSA_OPERATION_ABORTED, 0);
         LeaveCriticalSection(&lock);
@@ -458,6 +463,17 @@ req_issue(ULONG_PTR arg)
     LeaveCriticalSection(&lock);
 }
 
+/* Under the lock: wait until the I/O thread has issued the first seq
+   requests handed to it (APCs run in the order they were queued). */
+static void
+issued_wait(ULONGLONG seq)
+{
+    while (issued_seq < seq)
+        if (!SleepConditionVariableCS(&issued_cv, &lock, 10000)
+            && issued_seq < seq)
+            unsupported("the I/O thread issued no request in 10 s");
+}
+
 /* Issue the direction's deferred requests, in order, on the kernel thread. */
 static void
 rq_commit(struct srq *rq, int dir)
@@ -476,6 +492,7 @@ rq_commit(struct srq *rq, int dir)
             stats.deferred_issued++;
         if (!QueueUserAPC(req_issue, kernel, (ULONG_PTR) req))
             unsupported("QueueUserAPC to the I/O thread failed");
+        queued_seq++;
     }
 }
 
@@ -609,6 +626,9 @@ rq_call(RIO_RQ h, PRIO_BUF data, ULONG count, DWORD flags, PVOID ctx,
         busy_enter(&rq->busy, R_RQ_THREADS, fn, rq);
     EnterCriticalSection(&lock);
     err = submit(rq, data, count, flags, ctx, dir, fn);
+    /* RIO hands a request that is not deferred to the kernel in the call:
+       return once the I/O thread has issued what this call committed */
+    issued_wait(queued_seq);
     LeaveCriticalSection(&lock);
     if (serial)
         busy_leave(&rq->busy);

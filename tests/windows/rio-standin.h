@@ -61,11 +61,13 @@
  * The I/O runs on one thread of the stand-in's own ("the kernel"):
  * requests are issued there in the order they are committed (RIO_MSG_DEFER
  * requests wait for the next request without it, or RIO_MSG_COMMIT_ONLY,
- * and are never issued before), completions arrive there as WSARecv/
- * WSASend completion routines.  They are issued on a duplicate of the
- * socket (WSADuplicateSocketW) the request queue holds, never on the
- * caller's handle: a request is bound to its socket, as RIO's are.  The
- * caller's sockets are never associated with an IOCP by the stand-in.
+ * and are never issued before), and the call that commits them returns
+ * once they are issued, as RIO's call hands them to the kernel;
+ * completions arrive there as WSARecv/WSASend completion routines.
+ * They are issued on a duplicate of the socket (WSADuplicateSocketW) the
+ * request queue holds, never on the caller's handle: a request is bound
+ * to its socket, as RIO's are.  The caller's sockets are never associated
+ * with an IOCP by the stand-in.
  */
 
 #ifndef RPSTANDIN_RIO_H
