@@ -78,7 +78,7 @@ rp_os_close(rp_socket_t s)
 uint64_t
 rp_os_peer_progress(rp_socket_t s)
 {
-#if defined(SIO_TCP_INFO)
+#ifdef SIO_TCP_INFO
     TCP_INFO_v0  ti;
     DWORD        version = 0, bytes = 0;
 
